@@ -1,0 +1,3 @@
+from haot.cli import main
+
+main()

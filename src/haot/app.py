@@ -1,0 +1,75 @@
+"""The ASGI application: every context in one app (all-in-one) or one context (split)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.responses import JSONResponse
+from starlette.requests import Request
+from starlette.responses import Response
+
+from haot.bootstrap import api_routers, build_platform
+from haot.platform.idempotency import IdempotencyMiddleware
+from haot.platform.metrics import render_metrics
+from haot.platform.observability import RequestContextMiddleware, configure_logging
+from haot.platform.problems import install_problem_handlers
+from haot.platform.settings import CONTEXTS, Settings, get_settings
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    contexts: tuple[str, ...] = CONTEXTS,
+    run_workers: bool | None = None,
+) -> FastAPI:
+    """``run_workers`` runs relays, consumers and jobs inside the web process; by default only in
+    the embedded setup (in-process event bus), where there is no separate ``haot worker``."""
+    settings = settings or get_settings()
+    configure_logging(settings.log_level, json=settings.log_json)
+    in_process_workers = (not settings.kafka_enabled) if run_workers is None else run_workers
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        platform = build_platform(settings, contexts=contexts)
+        app.state.platform = platform
+        await platform.start()
+        if in_process_workers:
+            platform.start_workers()
+        try:
+            yield
+        finally:
+            await platform.stop()
+
+    app = FastAPI(
+        title="haot",
+        version="0.1.0",
+        description="How About Over There: accommodation booking platform API",
+        lifespan=lifespan,
+    )
+    install_problem_handlers(app)
+    for router in api_routers(contexts):
+        app.include_router(router)
+
+    @app.get("/healthz", include_in_schema=False)
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz", include_in_schema=False)
+    async def readyz(request: Request) -> Response:
+        checks = await request.app.state.platform.readiness()
+        ready = all(v in ("ok", "in-process") for v in checks.values())
+        return JSONResponse(
+            {"status": "ready" if ready else "unavailable", "checks": checks},
+            status_code=200 if ready else 503,
+        )
+
+    @app.get("/metrics", include_in_schema=False)
+    async def metrics() -> Response:
+        body, content_type = render_metrics()
+        return Response(body, media_type=content_type)
+
+    app.add_middleware(IdempotencyMiddleware)
+    app.add_middleware(RequestContextMiddleware)
+    return app

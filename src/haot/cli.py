@@ -1,0 +1,155 @@
+"""``haot`` command line: serve, worker, migrate, seed, create-user."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import signal
+import sys
+import tempfile
+from collections.abc import Sequence
+
+from haot.platform.settings import CONTEXTS, Settings, get_settings
+
+
+def _contexts(name: str | None) -> tuple[str, ...]:
+    if name is None:
+        return CONTEXTS
+    if name not in CONTEXTS:
+        raise SystemExit(f"unknown context {name!r}; choose from {', '.join(CONTEXTS)}")
+    return (name,)
+
+
+def cmd_serve(args: argparse.Namespace) -> None:
+    import uvicorn
+
+    settings = get_settings()
+    if args.workers > 1 and settings.embedded_redis:
+        raise SystemExit(
+            "--workers > 1 needs a shared Redis (HAOT_REDIS_URL): the embedded one is per process"
+        )
+    if args.workers > 1 and "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="haot-metrics-")
+    if args.migrate:
+        _migrate(settings, _contexts(args.context))
+    os.environ["HAOT_SERVE_CONTEXTS"] = ",".join(_contexts(args.context))
+    uvicorn.run(
+        "haot.cli:app_from_env",
+        factory=True,
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        log_level="warning",
+        access_log=False,
+        proxy_headers=True,
+        lifespan="on",
+    )
+
+
+def app_from_env() -> object:
+    """uvicorn factory (each worker process builds its own app)."""
+    from haot.app import create_app
+
+    contexts = tuple(
+        c for c in os.environ.get("HAOT_SERVE_CONTEXTS", ",".join(CONTEXTS)).split(",") if c
+    )
+    return create_app(contexts=contexts)
+
+
+def _migrate(settings: Settings, contexts: tuple[str, ...]) -> None:
+    from haot.platform.migrate import migrate
+
+    migrate(settings, contexts=contexts)
+
+
+def cmd_migrate(args: argparse.Namespace) -> None:
+    _migrate(get_settings(), _contexts(args.context))
+    print("migrated")
+
+
+def cmd_worker(args: argparse.Namespace) -> None:
+    from haot.bootstrap import build_platform
+    from haot.platform.observability import configure_logging
+
+    settings = get_settings()
+    configure_logging(settings.log_level, json=settings.log_json)
+
+    async def run() -> None:
+        platform = build_platform(settings, contexts=_contexts(args.context))
+        await platform.start()
+        platform.start_workers()
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await stop.wait()
+        await platform.stop()
+
+    asyncio.run(run())
+
+
+def cmd_seed(args: argparse.Namespace) -> None:
+    from haot.seed import seed
+
+    asyncio.run(seed(get_settings()))
+
+
+def cmd_create_user(args: argparse.Namespace) -> None:
+    from haot.bootstrap import build_platform
+    from haot.identity.schemas import SignUp
+    from haot.platform.auth import Role
+
+    async def run() -> None:
+        platform = build_platform(get_settings(), contexts=("identity",))
+        try:
+            user = await platform.services["identity"].create_user(
+                SignUp(email=args.email, password=args.password, name=args.name or args.email),
+                Role(args.role),
+            )
+            print(f"created {user.role} {user.email} ({user.id})")
+        finally:
+            await platform.stop()
+
+    asyncio.run(run())
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="haot", description="haot accommodation booking platform")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="serve the HTTP API and web pages")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--workers", type=int, default=1)
+    serve.add_argument("--context", choices=CONTEXTS, help="serve one context only (split mode)")
+    serve.add_argument("--migrate", action="store_true", help="migrate before serving")
+    serve.set_defaults(func=cmd_serve)
+
+    worker = sub.add_parser("worker", help="run outbox relays, event consumers and jobs")
+    worker.add_argument("--context", choices=CONTEXTS)
+    worker.set_defaults(func=cmd_worker)
+
+    migrate = sub.add_parser("migrate", help="apply database migrations")
+    migrate.add_argument("--context", choices=CONTEXTS)
+    migrate.set_defaults(func=cmd_migrate)
+
+    seed = sub.add_parser("seed", help="load demo data (idempotent)")
+    seed.set_defaults(func=cmd_seed)
+
+    create = sub.add_parser("create-user", help="create an account of any role")
+    create.add_argument("--email", required=True)
+    create.add_argument("--password", required=True)
+    create.add_argument("--name")
+    create.add_argument("--role", default="USER", choices=["USER", "HOST", "ADMIN"])
+    create.set_defaults(func=cmd_create_user)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    args.func(args)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

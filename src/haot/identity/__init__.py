@@ -1,0 +1,1 @@
+"""identity: accounts, credentials, tokens and roles."""

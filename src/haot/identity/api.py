@@ -1,0 +1,132 @@
+"""HTTP routes of the identity context: thin; rules live in ``service``."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, Request, Response, status
+
+from haot.identity.schemas import (
+    AdminUserUpdate,
+    LogIn,
+    PasswordChange,
+    RefreshRequest,
+    SignUp,
+    TokenPair,
+    UserRead,
+    UserUpdate,
+)
+from haot.identity.service import IdentityService, UserNotFound
+from haot.platform.auth import Role
+from haot.platform.domain_docs import problems
+from haot.platform.ids import parse_id
+from haot.platform.ratelimit import Rate
+from haot.platform.web import API_PREFIX, AdminOnly, CurrentUser, Page, Paging, PlatformDep
+
+router = APIRouter(prefix=API_PREFIX, tags=["identity"])
+
+
+def identity_service(platform: PlatformDep) -> IdentityService:
+    service: IdentityService = platform.services["identity"]
+    return service
+
+
+Identity = Annotated[IdentityService, Depends(identity_service)]
+
+
+def _client_ip(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+@router.post(
+    "/auth/signup",
+    status_code=status.HTTP_201_CREATED,
+    response_model=UserRead,
+    responses=problems(409, 422, 429),
+)
+async def sign_up(
+    body: SignUp, identity: Identity, platform: PlatformDep, request: Request
+) -> UserRead:
+    await platform.rate_limiter.hit(
+        "signup-ip", _client_ip(request), Rate(platform.settings.login_ip_rate_per_minute, 60)
+    )
+    return await identity.sign_up(body)
+
+
+@router.post("/auth/login", response_model=TokenPair, responses=problems(401, 422, 429))
+async def log_in(
+    body: LogIn, identity: Identity, platform: PlatformDep, request: Request
+) -> TokenPair:
+    settings = platform.settings
+    await platform.rate_limiter.hit(
+        "login-ip", _client_ip(request), Rate(settings.login_ip_rate_per_minute, 60)
+    )
+    await platform.rate_limiter.hit(
+        "login-account", body.email.strip().lower(), Rate(settings.login_rate_per_minute, 60)
+    )
+    return await identity.log_in(body.email, body.password)
+
+
+@router.post("/auth/refresh", response_model=TokenPair, responses=problems(401, 422))
+async def refresh(body: RefreshRequest, identity: Identity) -> TokenPair:
+    return await identity.refresh(body.refresh_token)
+
+
+@router.post("/auth/logout", status_code=status.HTTP_204_NO_CONTENT, responses=problems(422))
+async def log_out(body: RefreshRequest, identity: Identity) -> Response:
+    await identity.log_out(body.refresh_token)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.get("/users/me", response_model=UserRead, responses=problems(401))
+async def read_me(principal: CurrentUser, identity: Identity) -> UserRead:
+    return await identity.get(principal.user_id)
+
+
+@router.patch("/users/me", response_model=UserRead, responses=problems(401, 422))
+async def update_me(body: UserUpdate, principal: CurrentUser, identity: Identity) -> UserRead:
+    return await identity.update_me(principal.user_id, body)
+
+
+@router.put(
+    "/users/me/password", status_code=status.HTTP_204_NO_CONTENT, responses=problems(401, 422)
+)
+async def change_password(
+    body: PasswordChange, principal: CurrentUser, identity: Identity
+) -> Response:
+    await identity.change_password(principal.user_id, body)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.get("/admin/users", response_model=Page[UserRead], responses=problems(401, 403, 422))
+async def list_users(
+    _: AdminOnly,
+    identity: Identity,
+    paging: Paging,
+    q: Annotated[str | None, Query(max_length=100)] = None,
+    role: Role | None = None,
+    active: bool | None = None,
+) -> Page[UserRead]:
+    return await identity.list_users(q=q, role=role, active=active, paging=paging)
+
+
+@router.get("/admin/users/{user_id}", response_model=UserRead, responses=problems(401, 403, 404))
+async def read_user(user_id: str, _: AdminOnly, identity: Identity) -> UserRead:
+    return await identity.get(_user_id(user_id))
+
+
+@router.patch(
+    "/admin/users/{user_id}", response_model=UserRead, responses=problems(401, 403, 404, 422)
+)
+async def update_user(
+    user_id: str, body: AdminUserUpdate, _: AdminOnly, identity: Identity
+) -> UserRead:
+    return await identity.admin_update(_user_id(user_id), body)
+
+
+def _user_id(raw: str) -> uuid.UUID:
+    parsed = parse_id(raw)
+    if parsed is None:
+        raise UserNotFound()
+    return parsed

@@ -1,0 +1,12 @@
+"""Every table of every context, gathered for migrations only (contexts never import each other's
+models)."""
+
+from __future__ import annotations
+
+import haot.identity.models
+import haot.platform.idempotency
+import haot.platform.inbox
+import haot.platform.outbox  # noqa: F401
+from haot.platform.db import Base
+
+metadata = Base.metadata

@@ -1,0 +1,178 @@
+"""The infrastructure every context shares, built once per process (never at import time)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import structlog
+from sqlalchemy import text
+
+from haot.platform.auth import Revocations, TokenSigner
+from datetime import timedelta
+
+from haot.platform.db import Databases
+from haot.platform.idempotency import IdempotencyStore
+from haot.platform.inbox import Consumer
+from haot.platform.metrics import OUTBOX_BACKLOG
+from haot.platform.outbox import OutboxRelay, count_unpublished
+from haot.platform.ratelimit import RateLimiter
+from haot.platform.redis import Redis, create_redis
+from haot.platform.settings import CONTEXTS, Settings
+from haot.platform.transport import InProcessTransport, Transport
+from haot.platform.uow import UnitOfWorkFactory
+
+log = structlog.get_logger(__name__)
+
+BackgroundTask = Callable[[asyncio.Event], Awaitable[None]]
+
+
+class Platform:
+    def __init__(self, settings: Settings, *, contexts: tuple[str, ...] = CONTEXTS) -> None:
+        self.settings = settings
+        self.contexts = contexts
+        self.databases = Databases(settings)
+        self.redis: Redis = create_redis(settings)
+        self.rate_limiter = RateLimiter(self.redis, enabled=settings.rate_limit_enabled)
+        self.signer = TokenSigner(
+            settings.jwt_secret,
+            issuer=settings.jwt_issuer,
+            audience=settings.jwt_audience,
+            ttl_seconds=settings.access_token_ttl_seconds,
+        )
+        self.revocations = Revocations(
+            self.redis, ttl_seconds=settings.access_token_ttl_seconds
+        )
+        self.transport: Transport = self._create_transport()
+        self.relays: dict[str, OutboxRelay] = {
+            url: OutboxRelay(
+                self.databases.sessions_for(self._context_of(url)),
+                self.transport,
+                batch_size=settings.outbox_batch_size,
+                poll_interval=settings.outbox_poll_interval_seconds,
+            )
+            for url in self.databases.distinct_urls(contexts)
+        }
+        self.idempotency = IdempotencyStore(
+            self.databases.sessions_for("platform"),
+            ttl=timedelta(seconds=settings.idempotency_ttl_seconds),
+            lease=timedelta(seconds=settings.idempotency_lease_seconds),
+        )
+        self.consumers: list[Consumer] = []
+        self.background: list[tuple[str, BackgroundTask]] = []
+        self.services: dict[str, Any] = {}
+        self._tasks: list[asyncio.Task[None]] = []
+        self._stop = asyncio.Event()
+
+    def _context_of(self, url: str) -> str:
+        return next(c for c in self.contexts if self.databases.url_for(c) == url)
+
+    def _create_transport(self) -> Transport:
+        if self.settings.kafka_enabled:
+            from haot.platform.kafka import KafkaTransport
+
+            return KafkaTransport(self.settings)
+        return InProcessTransport()
+
+    def uow_factory(self, context: str) -> UnitOfWorkFactory:
+        url = self.databases.url_for(context)
+        relay = self.relays.get(url)
+        return UnitOfWorkFactory(
+            self.databases.sessions_for(context),
+            topic_prefix=self.settings.kafka_topic_prefix,
+            on_commit=relay.wake if relay and self._wakes_relay else None,
+        )
+
+    @property
+    def _wakes_relay(self) -> bool:
+        # Only where this process runs the relay: the embedded default (in-process transport).
+        return isinstance(self.transport, InProcessTransport)
+
+    def register_consumer(self, consumer: Consumer) -> None:
+        self.consumers.append(consumer)
+        if isinstance(self.transport, InProcessTransport):
+            self.transport.subscribe(consumer)
+
+    def add_background(self, name: str, task: BackgroundTask) -> None:
+        self.background.append((name, task))
+
+    async def start(self) -> None:
+        await self.transport.start()
+
+    def start_workers(self) -> None:
+        """Run relays, consumers and jobs in this process (``haot worker``, or the embedded serve)."""
+        for url, relay in self.relays.items():
+            self._spawn(f"relay:{url.split('@')[-1]}", relay.run)
+        if not isinstance(self.transport, InProcessTransport):
+            from haot.platform.kafka import KafkaTransport
+
+            assert isinstance(self.transport, KafkaTransport)
+            for consumer in self.consumers:
+                self._spawn(f"consumer:{consumer.name}", self.transport.consumer_loop(consumer))
+        self._spawn("outbox-backlog", self._watch_backlog)
+        for name, task in self.background:
+            self._spawn(name, task)
+
+    def _spawn(self, name: str, task: BackgroundTask) -> None:
+        async def supervised(stop: asyncio.Event) -> None:
+            while not stop.is_set():
+                try:
+                    await task(stop)
+                    return
+                except asyncio.CancelledError:
+                    raise
+                except Exception:
+                    log.exception("background_task_crashed", task=name)
+                    await asyncio.sleep(1.0)
+
+        self._tasks.append(asyncio.create_task(supervised(self._stop), name=name))
+
+    async def _watch_backlog(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            for url in self.relays:
+                try:
+                    async with self.databases.sessions_for(self._context_of(url))() as session:
+                        OUTBOX_BACKLOG.labels(url.split("@")[-1]).set(
+                            await count_unpublished(session)
+                        )
+                except Exception:
+                    log.warning("outbox_backlog_unreadable", database=url.split("@")[-1])
+            try:
+                await asyncio.wait_for(stop.wait(), timeout=15)
+            except TimeoutError:
+                pass
+
+    async def readiness(self) -> dict[str, str]:
+        checks: dict[str, str] = {}
+        for url in self.databases.distinct_urls(self.contexts):
+            name = "database" if len(self.relays) == 1 else f"database:{url.split('@')[-1]}"
+            try:
+                async with self.databases.sessions_for(self._context_of(url))() as session:
+                    await session.execute(text("SELECT 1"))
+                checks[name] = "ok"
+            except Exception as exc:
+                checks[name] = f"error: {type(exc).__name__}"
+        try:
+            await self.redis.ping()
+            checks["redis"] = "ok"
+        except Exception as exc:
+            checks["redis"] = f"error: {type(exc).__name__}"
+        if self.settings.kafka_enabled:
+            from haot.platform.kafka import KafkaTransport
+
+            assert isinstance(self.transport, KafkaTransport)
+            checks["broker"] = "ok" if await self.transport.ping() else "error: unreachable"
+        else:
+            checks["broker"] = "in-process"
+        return checks
+
+    async def stop(self) -> None:
+        self._stop.set()
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks.clear()
+        await self.transport.stop()
+        await self.redis.aclose()
+        await self.databases.dispose()

@@ -1,0 +1,140 @@
+"""Database engines, the declarative base and column types shared by every context.
+
+Each context may keep its tables in its own database (``HAOT_<CONTEXT>_DATABASE_URL``); engines are
+shared per URL so all-in-one mode opens one pool. SQLite (embedded default) and PostgreSQL
+(production) run the same code; the few dialect differences live here.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import DateTime, MetaData, Uuid, event
+from sqlalchemy.engine import Dialect
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.pool import ConnectionPoolEntry
+from sqlalchemy.types import TypeDecorator
+
+from haot.platform.settings import Settings
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC on the way in and out, on SQLite too (which stores no offset)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def uuid_pk() -> Mapped[uuid.UUID]:
+    return mapped_column(Uuid, primary_key=True)
+
+
+def is_sqlite(url: str) -> bool:
+    return url.startswith("sqlite")
+
+
+def _configure_sqlite(engine: AsyncEngine) -> None:
+    """WAL, a busy timeout, and BEGIN IMMEDIATE.
+
+    A deferred SQLite transaction that reads and then writes can fail with "database is locked"
+    without waiting; taking the write lock at BEGIN makes writers queue on the busy timeout instead.
+    This follows SQLAlchemy's documented recipe for the pysqlite driver's transaction handling.
+    """
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _on_begin(conn: Any) -> None:
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def create_engine(url: str, *, pool_size: int = 4, echo: bool = False) -> AsyncEngine:
+    if is_sqlite(url):
+        engine = create_async_engine(url, echo=echo, connect_args={"timeout": 30})
+        _configure_sqlite(engine)
+        return engine
+    return create_async_engine(
+        url,
+        echo=echo,
+        pool_size=pool_size,
+        max_overflow=pool_size,
+        pool_pre_ping=True,
+        pool_recycle=1800,
+    )
+
+
+class Databases:
+    """Engines and session factories per context, one engine per distinct URL."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._engines: dict[str, AsyncEngine] = {}
+        self._factories: dict[str, async_sessionmaker[AsyncSession]] = {}
+
+    def url_for(self, context: str) -> str:
+        return self._settings.database_url_for(context)
+
+    def engine_for(self, context: str) -> AsyncEngine:
+        url = self.url_for(context)
+        if url not in self._engines:
+            self._engines[url] = create_engine(
+                url,
+                pool_size=self._settings.database_pool_size,
+                echo=self._settings.database_echo,
+            )
+        return self._engines[url]
+
+    def sessions_for(self, context: str) -> async_sessionmaker[AsyncSession]:
+        url = self.url_for(context)
+        if url not in self._factories:
+            self._factories[url] = async_sessionmaker(
+                self.engine_for(context), expire_on_commit=False, autoflush=False
+            )
+        return self._factories[url]
+
+    def distinct_urls(self, contexts: tuple[str, ...]) -> list[str]:
+        return sorted({self.url_for(c) for c in contexts})
+
+    def engines(self) -> list[AsyncEngine]:
+        return list(self._engines.values())
+
+    async def dispose(self) -> None:
+        for engine in self._engines.values():
+            await engine.dispose()
+        self._engines.clear()
+        self._factories.clear()

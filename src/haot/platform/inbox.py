@@ -1,0 +1,94 @@
+"""Idempotent consumers: the inbox row (consumer, event id) is written in the same transaction as
+the effect, so a redelivered event finds its row and is skipped: at-least-once delivery becomes an
+exactly-once effect.
+
+A batch is applied in one transaction (the fast path). If that fails (a handler error, or another
+consumer instance applied one of the events first and the inbox insert conflicts) the batch is
+retried one event per transaction, so one bad event cannot hide the others' progress.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import datetime
+
+import structlog
+from sqlalchemy import String, Uuid, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Mapped, mapped_column
+
+from haot.platform.clock import utcnow
+from haot.platform.db import Base, UtcDateTime
+from haot.platform.events import Event
+from haot.platform.metrics import EVENTS_CONSUMED, EVENTS_DUPLICATE
+from haot.platform.uow import UnitOfWork, UnitOfWorkFactory
+
+log = structlog.get_logger(__name__)
+
+EventHandler = Callable[[UnitOfWork, Event], Awaitable[None]]
+
+
+class InboxEntry(Base):
+    __tablename__ = "inbox"
+
+    consumer: Mapped[str] = mapped_column(String(100), primary_key=True)
+    event_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    processed_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class Consumer:
+    """Routes events by type to handlers, each applied once per (consumer name, event id)."""
+
+    def __init__(
+        self,
+        name: str,
+        uow_factory: UnitOfWorkFactory,
+        handlers: dict[str, EventHandler],
+    ) -> None:
+        self.name = name
+        self._uow_factory = uow_factory
+        self._handlers = handlers
+        self.sources = frozenset(event_type.split(".", 1)[0] for event_type in handlers)
+
+    async def handle_batch(self, events: Sequence[Event]) -> None:
+        relevant = [e for e in events if e.type in self._handlers]
+        if not relevant:
+            return
+        try:
+            await self._apply(relevant)
+        except Exception:
+            log.warning("consumer_batch_retry_singly", consumer=self.name, size=len(relevant))
+            for event in relevant:
+                try:
+                    await self._apply([event])
+                except IntegrityError:
+                    # Another instance applied it between our check and our insert.
+                    EVENTS_DUPLICATE.labels(self.name).inc()
+
+    async def _apply(self, events: Sequence[Event]) -> None:
+        async with self._uow_factory() as uow:
+            seen = set(
+                (
+                    await uow.session.scalars(
+                        select(InboxEntry.event_id).where(
+                            InboxEntry.consumer == self.name,
+                            InboxEntry.event_id.in_([e.id for e in events]),
+                        )
+                    )
+                ).all()
+            )
+            fresh: list[Event] = []
+            for event in events:
+                if event.id in seen:
+                    continue
+                seen.add(event.id)  # a batch may carry the same event twice
+                fresh.append(event)
+            now = utcnow()
+            for event in fresh:
+                uow.session.add(InboxEntry(consumer=self.name, event_id=event.id, processed_at=now))
+                await self._handlers[event.type](uow, event)
+            await uow.commit()
+        EVENTS_CONSUMED.labels(self.name).inc(len(fresh))
+        if duplicates := len(events) - len(fresh):
+            EVENTS_DUPLICATE.labels(self.name).inc(duplicates)

@@ -1,0 +1,167 @@
+"""Transactional outbox: rows written with the state change, published later by the relay.
+
+The relay claims unpublished rows in id order with ``FOR UPDATE SKIP LOCKED`` (PostgreSQL; SQLite
+has one writer anyway), hands them to the transport, which returns only once the broker has them,
+and marks them published in the same transaction. A crash between publish and mark re-publishes the
+batch: delivery is at-least-once, and consumers make the effect exactly-once with the inbox.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+import structlog
+from sqlalchemy import JSON, BigInteger, Index, Integer, String, Uuid, delete, select, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm import Mapped, mapped_column
+
+from haot.platform.clock import utcnow
+from haot.platform.db import Base, UtcDateTime
+from haot.platform.events import Event, topic_for
+from haot.platform.metrics import OUTBOX_PUBLISHED, OUTBOX_RELAY_ERRORS
+from haot.platform.transport import Transport
+
+log = structlog.get_logger(__name__)
+
+_Id = BigInteger().with_variant(Integer, "sqlite")
+
+
+class OutboxMessage(Base):
+    __tablename__ = "outbox"
+
+    id: Mapped[int] = mapped_column(_Id, primary_key=True, autoincrement=True)
+    event_id: Mapped[uuid.UUID] = mapped_column(Uuid, unique=True)
+    topic: Mapped[str] = mapped_column(String(200))
+    key: Mapped[str] = mapped_column(String(200))
+    type: Mapped[str] = mapped_column(String(200))
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+    occurred_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    published_at: Mapped[datetime | None] = mapped_column(UtcDateTime, default=None)
+
+    __table_args__ = (
+        Index(
+            "ix_outbox_unpublished",
+            "id",
+            postgresql_where=published_at.is_(None),
+            sqlite_where=published_at.is_(None),
+        ),
+    )
+
+    @classmethod
+    def from_event(cls, event: Event, topic_prefix: str = "haot.") -> OutboxMessage:
+        return cls(
+            event_id=event.id,
+            topic=topic_for(event.context, topic_prefix),
+            key=event.aggregate_id,
+            type=event.type,
+            payload=event.payload,
+            occurred_at=event.occurred_at,
+        )
+
+    def to_event(self) -> Event:
+        return Event(
+            id=self.event_id,
+            type=self.type,
+            aggregate_id=self.key,
+            payload=self.payload,
+            occurred_at=self.occurred_at,
+        )
+
+
+async def claim_unpublished(session: AsyncSession, limit: int) -> Sequence[OutboxMessage]:
+    statement = (
+        select(OutboxMessage)
+        .where(OutboxMessage.published_at.is_(None))
+        .order_by(OutboxMessage.id)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    return (await session.scalars(statement)).all()
+
+
+async def count_unpublished(session: AsyncSession) -> int:
+    from sqlalchemy import func
+
+    statement = select(func.count()).where(OutboxMessage.published_at.is_(None))
+    return int((await session.execute(statement)).scalar_one())
+
+
+class OutboxRelay:
+    """Moves outbox rows of one database to the transport."""
+
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        transport: Transport,
+        *,
+        batch_size: int = 200,
+        poll_interval: float = 0.5,
+        retention: timedelta = timedelta(days=1),
+    ) -> None:
+        self._sessions = sessions
+        self._transport = transport
+        self._batch_size = batch_size
+        self._poll_interval = poll_interval
+        self._retention = retention
+        self._wakeup = asyncio.Event()
+
+    def wake(self) -> None:
+        """Called after a commit that wrote events, so they leave without waiting for the poll."""
+        self._wakeup.set()
+
+    async def relay_once(self) -> int:
+        """Publish one batch; returns how many rows were published."""
+        async with self._sessions() as session, session.begin():
+            rows = await claim_unpublished(session, self._batch_size)
+            if not rows:
+                return 0
+            await self._transport.publish([row.to_event() for row in rows])
+            await session.execute(
+                update(OutboxMessage)
+                .where(OutboxMessage.id.in_([row.id for row in rows]))
+                .values(published_at=utcnow())
+            )
+        OUTBOX_PUBLISHED.inc(len(rows))
+        return len(rows)
+
+    async def drain(self) -> int:
+        """Publish until nothing is left; returns the total published."""
+        total = 0
+        while published := await self.relay_once():
+            total += published
+        return total
+
+    async def purge_published(self) -> int:
+        async with self._sessions() as session, session.begin():
+            result = await session.execute(
+                delete(OutboxMessage).where(
+                    OutboxMessage.published_at.is_not(None),
+                    OutboxMessage.published_at < utcnow() - self._retention,
+                )
+            )
+        return int(getattr(result, "rowcount", 0) or 0)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        backoff = self._poll_interval
+        while not stop.is_set():
+            try:
+                published = await self.drain()
+                backoff = self._poll_interval
+            except Exception:
+                OUTBOX_RELAY_ERRORS.inc()
+                log.exception("outbox_relay_failed")
+                published = 0
+                backoff = min(backoff * 2, 10.0)
+            if published:
+                continue
+            self._wakeup.clear()
+            waiters = [asyncio.create_task(self._wakeup.wait()), asyncio.create_task(stop.wait())]
+            _, pending = await asyncio.wait(
+                waiters, timeout=backoff, return_when=asyncio.FIRST_COMPLETED
+            )
+            for task in pending:
+                task.cancel()

@@ -1,0 +1,106 @@
+"""One settings object for the whole process, read from ``HAOT_*`` environment variables and ``.env``."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Literal
+
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+CONTEXTS = ("identity", "lodging", "reservation", "payment", "point", "coupon", "review")
+
+Environment = Literal["development", "test", "production"]
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="HAOT_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
+    )
+
+    env: Environment = "development"
+    public_base_url: str = "http://127.0.0.1:8000"
+
+    # Storage and transports. Empty values select the embedded default.
+    database_url: str = "sqlite+aiosqlite:///./var/haot.db"
+    identity_database_url: str = ""
+    lodging_database_url: str = ""
+    reservation_database_url: str = ""
+    payment_database_url: str = ""
+    point_database_url: str = ""
+    coupon_database_url: str = ""
+    review_database_url: str = ""
+    database_pool_size: int = Field(default=4, ge=1, le=100)
+    database_echo: bool = False
+
+    redis_url: str = ""
+    kafka_bootstrap_servers: str = ""
+    kafka_topic_prefix: str = "haot."
+    kafka_consumer_group_prefix: str = "haot."
+
+    # Security.
+    jwt_secret: str = ""
+    jwt_issuer: str = "haot"
+    jwt_audience: str = "haot-api"
+    access_token_ttl_seconds: int = Field(default=900, ge=30, le=900)
+    refresh_token_ttl_seconds: int = Field(default=14 * 24 * 3600, ge=300)
+
+    # Rate limits: generous enough that a crowd of real users never meets them.
+    login_rate_per_minute: int = Field(default=10, ge=1)
+    login_ip_rate_per_minute: int = Field(default=100, ge=1)
+    rate_limit_enabled: bool = True
+
+    # Outbox relay and consumers.
+    outbox_batch_size: int = Field(default=200, ge=1, le=5000)
+    outbox_poll_interval_seconds: float = Field(default=0.5, gt=0)
+    consumer_batch_size: int = Field(default=200, ge=1, le=5000)
+
+    # Idempotency keys are kept this long; an in-flight key older than the lease is taken over.
+    idempotency_ttl_seconds: int = Field(default=24 * 3600, ge=60)
+    idempotency_lease_seconds: int = Field(default=60, ge=1)
+
+    # PortOne (empty base: the built-in fake).
+    portone_api_base: str = ""
+    portone_api_secret: str = "fake-portone-api-secret"
+    portone_webhook_secret: str = ""
+    portone_webhook_url: str = ""
+
+    log_level: str = "INFO"
+    log_json: bool = True
+
+    @field_validator("jwt_secret")
+    @classmethod
+    def _jwt_secret_strong_enough(cls, value: str) -> str:
+        if len(value.encode()) < 32:
+            raise ValueError(
+                "HAOT_JWT_SECRET must be at least 32 bytes (make run writes one into .env)"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _production_needs_real_backends(self) -> Settings:
+        if self.env == "production" and self.database_url.startswith("sqlite"):
+            raise ValueError("production refuses SQLite: set HAOT_DATABASE_URL to PostgreSQL")
+        return self
+
+    def database_url_for(self, context: str) -> str:
+        """The database a context keeps its tables in: its own URL if set, else the shared one."""
+        own: str = getattr(self, f"{context}_database_url", "")
+        return own or self.database_url
+
+    @property
+    def embedded_redis(self) -> bool:
+        return not self.redis_url
+
+    @property
+    def kafka_enabled(self) -> bool:
+        return bool(self.kafka_bootstrap_servers)
+
+    @property
+    def webhook_url(self) -> str:
+        return self.portone_webhook_url or f"{self.public_base_url}/api/v1/webhooks/portone"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,98 @@
+"""FastAPI edge helpers shared by every context's ``api.py``: the platform handle, the principal
+and role guards as ``Annotated`` aliases, and pagination parameters."""
+
+from __future__ import annotations
+
+from typing import Annotated, Generic, TypeVar
+
+from fastapi import Depends, Query, Request
+from pydantic import BaseModel
+
+from haot.platform.auth import Principal, Role
+from haot.platform.container import Platform
+from haot.platform.errors import Forbidden, InvalidToken, Unauthorized
+
+T = TypeVar("T")
+
+API_PREFIX = "/api/v1"
+
+
+def get_platform(request: Request) -> Platform:
+    platform: Platform = request.app.state.platform
+    return platform
+
+
+PlatformDep = Annotated[Platform, Depends(get_platform)]
+
+
+def _bearer(request: Request) -> str | None:
+    header = request.headers.get("authorization")
+    if not header:
+        return None
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token:
+        raise Unauthorized("Authorization header must be 'Bearer <token>'")
+    return token.strip()
+
+
+async def optional_principal(request: Request) -> Principal | None:
+    token = _bearer(request)
+    if token is None:
+        return None
+    platform = get_platform(request)
+    principal = platform.signer.verify(token)
+    if await platform.revocations.is_revoked(principal):
+        raise InvalidToken("Token has been revoked")
+    request.state.principal = principal
+    return principal
+
+
+async def current_principal(
+    principal: Annotated[Principal | None, Depends(optional_principal)],
+) -> Principal:
+    if principal is None:
+        raise Unauthorized()
+    return principal
+
+
+def require_roles(*roles: Role) -> object:
+    allowed = frozenset(roles)
+
+    async def guard(principal: Annotated[Principal, Depends(current_principal)]) -> Principal:
+        if principal.role not in allowed:
+            raise Forbidden(f"Requires role {' or '.join(sorted(allowed))}")
+        return principal
+
+    return Depends(guard)
+
+
+OptionalUser = Annotated[Principal | None, Depends(optional_principal)]
+CurrentUser = Annotated[Principal, Depends(current_principal)]
+HostOnly = Annotated[Principal, require_roles(Role.HOST, Role.ADMIN)]
+AdminOnly = Annotated[Principal, require_roles(Role.ADMIN)]
+
+
+class PageParams(BaseModel):
+    page: int
+    size: int
+
+    @property
+    def offset(self) -> int:
+        return (self.page - 1) * self.size
+
+
+def page_params(
+    page: Annotated[int, Query(ge=1, le=100_000)] = 1,
+    size: Annotated[int, Query(ge=1, le=100)] = 20,
+) -> PageParams:
+    return PageParams(page=page, size=size)
+
+
+Paging = Annotated[PageParams, Depends(page_params)]
+
+
+class Page(BaseModel, Generic[T]):
+    items: list[T]
+    page: int
+    size: int
+    total: int
