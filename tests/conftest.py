@@ -1,0 +1,151 @@
+"""Shared fixtures: real backends (PostgreSQL, Redis, tansu), settings per backend, the app."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+import redis.asyncio as aioredis
+from asgi_lifespan import LifespanManager
+from sqlalchemy import text
+
+from haot.app import create_app
+from haot.models import metadata
+from haot.platform.db import create_engine
+from haot.platform.migrate import migrate
+from haot.platform.settings import Settings
+from tests.support.services import POSTGRES_ADMIN_URL, REDIS_URL, unavailable
+
+pytest_plugins = ["tests.support.tansu"]
+
+TEST_JWT_SECRET = "test-secret-" + "x" * 40
+
+BACKENDS = ["sqlite", "postgres"]
+
+
+def in_thread(fn: Any, *args: Any) -> Any:
+    """Run blocking set-up (which may call asyncio.run) off the test event loop."""
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(fn, *args).result()
+
+
+def make_settings(database_url: str, **overrides: Any) -> Settings:
+    values: dict[str, Any] = {
+        "env": "test",
+        "database_url": database_url,
+        "redis_url": REDIS_URL,
+        "jwt_secret": TEST_JWT_SECRET,
+        "log_json": True,
+        "log_level": "WARNING",
+        "outbox_poll_interval_seconds": 0.05,
+        "login_rate_per_minute": 1000,
+        "login_ip_rate_per_minute": 10000,
+    }
+    values.update(overrides)
+    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A fresh PostgreSQL database for this test session, migrated once."""
+    name = f"haot_test_{uuid.uuid4().hex[:10]}"
+
+    async def admin(sql: str) -> None:
+        conn = await asyncpg.connect(POSTGRES_ADMIN_URL, timeout=5)
+        try:
+            await conn.execute(sql)
+        finally:
+            await conn.close()
+
+    try:
+        in_thread(asyncio.run, admin(f'CREATE DATABASE "{name}"'))
+    except (OSError, asyncpg.PostgresError) as exc:
+        unavailable("PostgreSQL", f"{POSTGRES_ADMIN_URL}: {exc}")
+    base = POSTGRES_ADMIN_URL.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://")
+    url = f"{base}/{name}"
+    in_thread(migrate, make_settings(url))
+    yield url
+    in_thread(asyncio.run, admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture(scope="session")
+def sqlite_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+    path: Path = tmp_path_factory.mktemp("sqlite") / "haot.db"
+    url = f"sqlite+aiosqlite:///{path}"
+    in_thread(migrate, make_settings(url))
+    return url
+
+
+@pytest.fixture(scope="session")
+def redis_available() -> str:
+    async def ping() -> None:
+        client = aioredis.Redis.from_url(REDIS_URL, socket_connect_timeout=2)
+        try:
+            await client.ping()
+        finally:
+            await client.aclose()
+
+    try:
+        in_thread(asyncio.run, ping())
+    except Exception as exc:
+        unavailable("Redis", f"{REDIS_URL}: {exc}")
+    return REDIS_URL
+
+
+async def _truncate(url: str) -> None:
+    engine = create_engine(url)
+    try:
+        async with engine.begin() as conn:
+            names = [t.name for t in reversed(metadata.sorted_tables)]
+            if url.startswith("postgresql"):
+                await conn.execute(text(f"TRUNCATE {', '.join(names)} RESTART IDENTITY CASCADE"))
+            else:
+                for name in names:
+                    await conn.execute(text(f"DELETE FROM {name}"))
+    finally:
+        await engine.dispose()
+
+
+async def _flush_redis(url: str) -> None:
+    client = aioredis.Redis.from_url(url)
+    try:
+        await client.flushdb()
+    finally:
+        await client.aclose()
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    """Runs a test once per database backend (the shared suite of both engines)."""
+    return str(request.param)
+
+
+@pytest.fixture
+async def database_url(backend: str, request: pytest.FixtureRequest) -> AsyncIterator[str]:
+    url: str = request.getfixturevalue(f"{backend}_url")
+    await _truncate(url)
+    yield url
+
+
+@pytest.fixture
+async def settings(database_url: str, redis_available: str) -> Settings:
+    await _flush_redis(redis_available)
+    return make_settings(database_url)
+
+
+@pytest.fixture
+async def app_client(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    """The all-in-one app on the backend under test, driven in-process over ASGI."""
+    app = create_app(settings)
+    async with LifespanManager(app) as manager:
+        transport = httpx.ASGITransport(app=manager.app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+            client.app = app  # type: ignore[attr-defined]
+            yield client

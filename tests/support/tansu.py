@@ -1,0 +1,1 @@
+"""Placeholder; the Kafka helper replaces this with a tansu broker fixture."""
