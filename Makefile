@@ -1,0 +1,59 @@
+# haot: `make run` serves the embedded default; `make test` runs the whole suite on real backends.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+HOST   ?= 127.0.0.1
+PORT   ?= 8000
+
+.PHONY: run test check lint fmt typecheck pytest install install-dev services bench clean
+
+$(BIN)/python:
+	$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { echo "haot needs Python 3.11+"; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e .
+	touch $@
+
+$(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $@ $(VENV)/.installed
+
+install: $(VENV)/.installed
+install-dev: $(VENV)/.installed-dev
+
+.env:
+	@echo "HAOT_JWT_SECRET=$$($(PYTHON) -c 'import secrets; print(secrets.token_urlsafe(48))')" > .env
+	@echo "wrote .env with a fresh HAOT_JWT_SECRET"
+
+## run: install, migrate, seed demo data and serve on http://$(HOST):$(PORT) (SQLite, embedded Redis, in-process bus, fake PortOne)
+run: install .env
+	$(BIN)/haot migrate
+	$(BIN)/haot seed
+	$(BIN)/haot serve --host $(HOST) --port $(PORT)
+
+## test: install dev tools, make sure PostgreSQL/Redis are up, lint, type-check and run the suite
+test: install-dev services check pytest
+
+services:
+	@bash scripts/ensure-services.sh
+
+check: lint typecheck
+
+lint:
+	$(BIN)/ruff check src tests
+	$(BIN)/ruff format --check src tests
+
+typecheck:
+	$(BIN)/mypy
+
+pytest:
+	$(BIN)/pytest -q $(PYTEST_ARGS)
+
+fmt: install-dev
+	$(BIN)/ruff check --fix src tests
+	$(BIN)/ruff format src tests
+
+clean:
+	rm -rf var .pytest_cache .mypy_cache .ruff_cache
