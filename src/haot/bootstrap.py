@@ -14,6 +14,8 @@ def build_platform(settings: Settings, *, contexts: tuple[str, ...] = CONTEXTS) 
     platform = Platform(settings, contexts=contexts)
     if "identity" in contexts:
         _wire_identity(platform)
+    if "lodging" in contexts:
+        _wire_lodging(platform)
     return platform
 
 
@@ -32,10 +34,25 @@ def _wire_identity(platform: Platform) -> None:
     platform.services["identity.client"] = InProcessIdentityClient(service)
 
 
+def _wire_lodging(platform: Platform) -> None:
+    from haot.lodging.cache import LodgingCache
+    from haot.lodging.search import LodgingSearch
+    from haot.lodging.service import LodgingService
+
+    uow = platform.uow_factory("lodging")
+    cache = LodgingCache(platform.redis)
+    platform.services["lodging"] = LodgingService(uow=uow, cache=cache)
+    platform.services["lodging.search"] = LodgingSearch(uow=uow, cache=cache)
+
+
 def api_routers(contexts: tuple[str, ...]) -> list[APIRouter]:
     routers: list[APIRouter] = []
     if "identity" in contexts:
         from haot.identity.api import router as identity_router
 
         routers.append(identity_router)
+    if "lodging" in contexts:
+        from haot.lodging.api import router as lodging_router
+
+        routers.append(lodging_router)
     return routers

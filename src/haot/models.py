@@ -4,6 +4,7 @@ models)."""
 from __future__ import annotations
 
 import haot.identity.models
+import haot.lodging.models
 import haot.platform.idempotency
 import haot.platform.inbox
 import haot.platform.outbox  # noqa: F401

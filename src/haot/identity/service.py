@@ -227,6 +227,13 @@ class IdentityService:
             raise UserNotFound()
         return UserRead.model_validate(user)
 
+    async def get_by_email(self, email: str) -> UserRead:
+        async with self._uow() as uow:
+            user = await UserRepository(uow.session).get_by_email(normalize_email(email))
+        if user is None:
+            raise UserNotFound()
+        return UserRead.model_validate(user)
+
     async def update_me(self, user_id: uuid.UUID, data: UserUpdate) -> UserRead:
         changes = data.model_dump(exclude_unset=True)
         async with self._uow() as uow:

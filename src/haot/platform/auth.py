@@ -13,11 +13,10 @@ from enum import StrEnum
 
 import jwt
 
-from haot.platform.redis import Redis
-
 from haot.platform.clock import utcnow
 from haot.platform.errors import InvalidToken
 from haot.platform.ids import new_id
+from haot.platform.redis import Redis
 
 ALGORITHM = "HS256"
 

@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Awaitable, Callable
+from datetime import timedelta
 from typing import Any
 
 import structlog
 from sqlalchemy import text
 
 from haot.platform.auth import Revocations, TokenSigner
-from datetime import timedelta
-
 from haot.platform.db import Databases
 from haot.platform.idempotency import IdempotencyStore
 from haot.platform.inbox import Consumer
@@ -41,9 +41,7 @@ class Platform:
             audience=settings.jwt_audience,
             ttl_seconds=settings.access_token_ttl_seconds,
         )
-        self.revocations = Revocations(
-            self.redis, ttl_seconds=settings.access_token_ttl_seconds
-        )
+        self.revocations = Revocations(self.redis, ttl_seconds=settings.access_token_ttl_seconds)
         self.transport: Transport = self._create_transport()
         self.relays: dict[str, OutboxRelay] = {
             url: OutboxRelay(
@@ -101,7 +99,7 @@ class Platform:
         await self.transport.start()
 
     def start_workers(self) -> None:
-        """Run relays, consumers and jobs in this process (``haot worker``, or the embedded serve)."""
+        """Run relays, consumers and jobs in this process (``haot worker`` or embedded serve)."""
         for url, relay in self.relays.items():
             self._spawn(f"relay:{url.split('@')[-1]}", relay.run)
         if not isinstance(self.transport, InProcessTransport):
@@ -138,10 +136,8 @@ class Platform:
                         )
                 except Exception:
                     log.warning("outbox_backlog_unreadable", database=url.split("@")[-1])
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=15)
-            except TimeoutError:
-                pass
 
     async def readiness(self) -> dict[str, str]:
         checks: dict[str, str] = {}

@@ -1,4 +1,5 @@
-"""Domain events as they travel: recorded in a unit of work, stored in the outbox, sent by a transport.
+"""Domain events as they travel: recorded in a unit of work, stored in the outbox, sent by a
+transport.
 
 Topics are per context (``haot.identity``) so that all events of one aggregate share a topic and,
 keyed by aggregate id, a partition: per-aggregate order holds on Kafka.
@@ -19,7 +20,8 @@ from haot.platform.ids import new_id
 
 @dataclass(frozen=True, slots=True)
 class Event:
-    """Something that happened in a context, named in the past tense (``identity.user_registered``)."""
+    """Something that happened in a context, named in the past tense
+    (``identity.user_registered``)."""
 
     type: str
     aggregate_id: str

@@ -31,7 +31,9 @@ def ensure_sqlite_dir(url: str) -> None:
             Path(path).parent.mkdir(parents=True, exist_ok=True)
 
 
-def migrate(settings: Settings, *, contexts: tuple[str, ...] = CONTEXTS, revision: str = "head") -> None:
+def migrate(
+    settings: Settings, *, contexts: tuple[str, ...] = CONTEXTS, revision: str = "head"
+) -> None:
     urls = sorted({*Databases(settings).distinct_urls(contexts), settings.database_url})
     for url in urls:
         ensure_sqlite_dir(url)

@@ -1,4 +1,5 @@
-"""One settings object for the whole process, read from ``HAOT_*`` environment variables and ``.env``."""
+"""One settings object for the whole process, read from ``HAOT_*`` environment variables and
+``.env``."""
 
 from __future__ import annotations
 
@@ -37,6 +38,11 @@ class Settings(BaseSettings):
     kafka_bootstrap_servers: str = ""
     kafka_topic_prefix: str = "haot."
     kafka_consumer_group_prefix: str = "haot."
+    kafka_topic_partitions: int = Field(default=6, ge=1, le=1000)
+    kafka_topic_replication_factor: int = Field(default=1, ge=1, le=10)
+    # A dead consumer's partitions move after the session timeout; tests use ~3000/500 (tansu).
+    kafka_session_timeout_ms: int = Field(default=10000, ge=1000)
+    kafka_heartbeat_interval_ms: int = Field(default=3000, ge=100)
 
     # Security.
     jwt_secret: str = ""
@@ -61,7 +67,7 @@ class Settings(BaseSettings):
 
     # PortOne (empty base: the built-in fake).
     portone_api_base: str = ""
-    portone_api_secret: str = "fake-portone-api-secret"
+    portone_api_secret: str = "fake-portone-api-secret"  # noqa: S105 (the built-in fake's)
     portone_webhook_secret: str = ""
     portone_webhook_url: str = ""
 

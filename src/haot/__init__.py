@@ -1,0 +1,1 @@
+"""haot: How About Over There, an accommodation booking platform."""

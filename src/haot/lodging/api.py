@@ -1,0 +1,213 @@
+"""HTTP routes of the lodging context."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, Response, status
+
+from haot.lodging.domain import month_range
+from haot.lodging.errors import InvalidMonth, LodgingNotFound, RoomTypeNotFound
+from haot.lodging.schemas import (
+    CalendarUpdate,
+    HostCalendar,
+    LodgingCreate,
+    LodgingDetail,
+    LodgingRead,
+    LodgingUpdate,
+    PublicCalendar,
+    RoomTypeCreate,
+    RoomTypeRead,
+    RoomTypeUpdate,
+    SearchPage,
+)
+from haot.lodging.search import LodgingSearch, SearchQuery, Sort
+from haot.lodging.service import LodgingService
+from haot.platform.domain_docs import problems
+from haot.platform.errors import HaotError
+from haot.platform.ids import parse_id
+from haot.platform.web import API_PREFIX, HostOnly, Page, Paging, PlatformDep
+
+router = APIRouter(prefix=API_PREFIX, tags=["lodging"])
+
+Month = Annotated[str, Query(pattern=r"^\d{4}-\d{2}$", description="YYYY-MM")]
+
+
+def lodging_service(platform: PlatformDep) -> LodgingService:
+    service: LodgingService = platform.services["lodging"]
+    return service
+
+
+def lodging_search(platform: PlatformDep) -> LodgingSearch:
+    search: LodgingSearch = platform.services["lodging.search"]
+    return search
+
+
+Lodgings = Annotated[LodgingService, Depends(lodging_service)]
+Search = Annotated[LodgingSearch, Depends(lodging_search)]
+
+
+def _id(raw: str, error: type[HaotError]) -> uuid.UUID:
+    parsed = parse_id(raw)
+    if parsed is None:
+        raise error()
+    return parsed
+
+
+def _month(month: str) -> str:
+    try:
+        month_range(month)
+    except ValueError as exc:
+        raise InvalidMonth() from exc
+    return month
+
+
+# Public reads
+
+
+@router.get("/lodgings", response_model=SearchPage, responses=problems(422))
+async def search_lodgings(
+    search: Search,
+    region: Annotated[str | None, Query(max_length=100)] = None,
+    q: Annotated[str | None, Query(max_length=100)] = None,
+    check_in: date | None = None,
+    check_out: date | None = None,
+    guests: Annotated[int, Query(ge=1, le=100)] = 1,
+    min_price: Annotated[int | None, Query(ge=0, le=1_000_000_000)] = None,
+    max_price: Annotated[int | None, Query(ge=0, le=1_000_000_000)] = None,
+    amenities: Annotated[str | None, Query(max_length=500)] = None,
+    sort: Sort = "newest",
+    page: Annotated[int, Query(ge=1, le=10_000)] = 1,
+    size: Annotated[int, Query(ge=1, le=100)] = 20,
+) -> SearchPage:
+    wanted = tuple(a.strip().lower() for a in (amenities or "").split(",") if a.strip())
+    return await search.search(
+        SearchQuery(
+            region=region or None,
+            q=q or None,
+            check_in=check_in,
+            check_out=check_out,
+            guests=guests,
+            min_price=min_price,
+            max_price=max_price,
+            amenities=wanted,
+            sort=sort,
+            page=page,
+            size=size,
+        )
+    )
+
+
+@router.get("/lodgings/{lodging_id}", response_model=LodgingDetail, responses=problems(404))
+async def read_lodging(lodging_id: str, search: Search) -> LodgingDetail:
+    return await search.detail(_id(lodging_id, LodgingNotFound))
+
+
+@router.get(
+    "/lodgings/{lodging_id}/calendar", response_model=PublicCalendar, responses=problems(404, 422)
+)
+async def read_lodging_calendar(lodging_id: str, month: Month, search: Search) -> PublicCalendar:
+    return await search.calendar(_id(lodging_id, LodgingNotFound), _month(month))
+
+
+# Host management
+
+
+@router.post(
+    "/host/lodgings",
+    status_code=status.HTTP_201_CREATED,
+    response_model=LodgingRead,
+    responses=problems(401, 403, 422),
+)
+async def create_lodging(body: LodgingCreate, host: HostOnly, lodgings: Lodgings) -> LodgingRead:
+    return await lodgings.create(host, body)
+
+
+@router.get("/host/lodgings", response_model=Page[LodgingRead], responses=problems(401, 403))
+async def list_my_lodgings(host: HostOnly, lodgings: Lodgings, paging: Paging) -> Page[LodgingRead]:
+    return await lodgings.list_own(host, paging)
+
+
+@router.get(
+    "/host/lodgings/{lodging_id}", response_model=LodgingDetail, responses=problems(401, 403, 404)
+)
+async def read_my_lodging(lodging_id: str, host: HostOnly, lodgings: Lodgings) -> LodgingDetail:
+    return await lodgings.get_own(host, _id(lodging_id, LodgingNotFound))
+
+
+@router.patch(
+    "/host/lodgings/{lodging_id}",
+    response_model=LodgingRead,
+    responses=problems(401, 403, 404, 422),
+)
+async def update_lodging(
+    lodging_id: str, body: LodgingUpdate, host: HostOnly, lodgings: Lodgings
+) -> LodgingRead:
+    return await lodgings.update(host, _id(lodging_id, LodgingNotFound), body)
+
+
+@router.delete(
+    "/host/lodgings/{lodging_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=problems(401, 403, 404, 409),
+)
+async def delete_lodging(lodging_id: str, host: HostOnly, lodgings: Lodgings) -> Response:
+    await lodgings.delete(host, _id(lodging_id, LodgingNotFound))
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.post(
+    "/host/lodgings/{lodging_id}/room-types",
+    status_code=status.HTTP_201_CREATED,
+    response_model=RoomTypeRead,
+    responses=problems(401, 403, 404, 422),
+)
+async def add_room_type(
+    lodging_id: str, body: RoomTypeCreate, host: HostOnly, lodgings: Lodgings
+) -> RoomTypeRead:
+    return await lodgings.add_room_type(host, _id(lodging_id, LodgingNotFound), body)
+
+
+@router.patch(
+    "/host/room-types/{room_type_id}",
+    response_model=RoomTypeRead,
+    responses=problems(401, 403, 404, 409, 422),
+)
+async def update_room_type(
+    room_type_id: str, body: RoomTypeUpdate, host: HostOnly, lodgings: Lodgings
+) -> RoomTypeRead:
+    return await lodgings.update_room_type(host, _id(room_type_id, RoomTypeNotFound), body)
+
+
+@router.delete(
+    "/host/room-types/{room_type_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=problems(401, 403, 404, 409),
+)
+async def delete_room_type(room_type_id: str, host: HostOnly, lodgings: Lodgings) -> Response:
+    await lodgings.delete_room_type(host, _id(room_type_id, RoomTypeNotFound))
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.put(
+    "/host/room-types/{room_type_id}/calendar",
+    response_model=HostCalendar,
+    responses=problems(401, 403, 404, 409, 422),
+)
+async def update_calendar(
+    room_type_id: str, body: CalendarUpdate, host: HostOnly, lodgings: Lodgings
+) -> HostCalendar:
+    return await lodgings.update_calendar(host, _id(room_type_id, RoomTypeNotFound), body)
+
+
+@router.get(
+    "/host/room-types/{room_type_id}/calendar",
+    response_model=HostCalendar,
+    responses=problems(401, 403, 404, 422),
+)
+async def read_calendar(
+    room_type_id: str, month: Month, host: HostOnly, lodgings: Lodgings
+) -> HostCalendar:
+    return await lodgings.host_calendar(host, _id(room_type_id, RoomTypeNotFound), _month(month))
