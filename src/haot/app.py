@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING
 
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
@@ -11,11 +12,15 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from haot.bootstrap import api_routers, build_platform
+from haot.payment.gateway import PaymentGateway
 from haot.platform.idempotency import IdempotencyMiddleware
 from haot.platform.metrics import render_metrics
 from haot.platform.observability import RequestContextMiddleware, configure_logging
 from haot.platform.problems import install_problem_handlers
 from haot.platform.settings import CONTEXTS, Settings, get_settings
+
+if TYPE_CHECKING:
+    from haot.fake_portone import FakePortOne
 
 
 def create_app(
@@ -23,23 +28,30 @@ def create_app(
     *,
     contexts: tuple[str, ...] = CONTEXTS,
     run_workers: bool | None = None,
+    gateway: PaymentGateway | None = None,
 ) -> FastAPI:
     """``run_workers`` runs relays, consumers and jobs inside the web process; by default only in
     the embedded setup (in-process event bus), where there is no separate ``haot worker``."""
     settings = settings or get_settings()
     configure_logging(settings.log_level, json=settings.log_json)
+    fake_portone = _fake_portone(settings) if "payment" in contexts else None
     in_process_workers = (not settings.kafka_enabled) if run_workers is None else run_workers
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        platform = build_platform(settings, contexts=contexts)
+        platform = build_platform(settings, contexts=contexts, gateway=gateway)
         app.state.platform = platform
+        if fake_portone is not None:
+            fake_portone.bind(platform.redis)
+            platform.services["fake_portone"] = fake_portone
         await platform.start()
         if in_process_workers:
             platform.start_workers()
         try:
             yield
         finally:
+            if fake_portone is not None:
+                await fake_portone.aclose()
             await platform.stop()
 
     app = FastAPI(
@@ -70,6 +82,19 @@ def create_app(
         body, content_type = render_metrics()
         return Response(body, media_type=content_type)
 
+    if fake_portone is not None:
+        app.state.fake_portone = fake_portone
+        app.mount("/fake-portone", fake_portone.app)
+
     app.add_middleware(IdempotencyMiddleware)
     app.add_middleware(RequestContextMiddleware)
     return app
+
+
+def _fake_portone(settings: Settings) -> FakePortOne | None:
+    """The built-in fake PortOne when no real one is configured (``HAOT_PORTONE_API_BASE``)."""
+    if not settings.fake_portone_enabled:
+        return None
+    from haot.fake_portone import FakePortOne
+
+    return FakePortOne(settings)

@@ -2,20 +2,35 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from fastapi import APIRouter
 
+from haot.payment.client import InProcessPaymentClient
+from haot.payment.gateway import PaymentGateway
 from haot.platform.container import Platform
 from haot.platform.settings import CONTEXTS, Settings
 
 
-def build_platform(settings: Settings, *, contexts: tuple[str, ...] = CONTEXTS) -> Platform:
+def build_platform(
+    settings: Settings,
+    *,
+    contexts: tuple[str, ...] = CONTEXTS,
+    gateway: PaymentGateway | None = None,
+) -> Platform:
+    """Wire the given contexts. ``gateway`` replaces the PortOne adapter (tests of the saga)."""
     platform = Platform(settings, contexts=contexts)
     if "identity" in contexts:
         _wire_identity(platform)
     if "lodging" in contexts:
         _wire_lodging(platform)
+    if "point" in contexts:
+        _wire_point(platform)
+    if "payment" in contexts:
+        _wire_payment(platform, gateway)
+    if "reservation" in contexts:
+        _wire_reservation(platform)
+    _register_jobs(platform)
     return platform
 
 
@@ -36,6 +51,9 @@ def _wire_identity(platform: Platform) -> None:
 
 def _wire_lodging(platform: Platform) -> None:
     from haot.lodging.cache import LodgingCache
+    from haot.lodging.client import InProcessLodgingClient
+    from haot.lodging.handlers import lodging_consumer
+    from haot.lodging.inventory import Inventory
     from haot.lodging.search import LodgingSearch
     from haot.lodging.service import LodgingService
 
@@ -43,6 +61,104 @@ def _wire_lodging(platform: Platform) -> None:
     cache = LodgingCache(platform.redis)
     platform.services["lodging"] = LodgingService(uow=uow, cache=cache)
     platform.services["lodging.search"] = LodgingSearch(uow=uow, cache=cache)
+    inventory = Inventory(uow=uow)
+    platform.services["lodging.client"] = InProcessLodgingClient(inventory)
+    platform.register_consumer(lodging_consumer(uow, inventory))
+
+
+def _wire_payment(platform: Platform, gateway: PaymentGateway | None) -> None:
+    from haot.payment.handlers import payment_consumer
+    from haot.payment.service import PaymentService
+
+    settings = platform.settings
+    if gateway is None:
+        from haot.payment.portone import PortOneGateway
+
+        gateway = PortOneGateway.from_settings(settings)
+    platform.services["payment.gateway"] = gateway
+    uow = platform.uow_factory("payment")
+    checkout_base = (
+        f"{settings.public_base_url}/fake-portone/checkout"
+        if settings.fake_portone_enabled
+        else f"{settings.public_base_url}/checkout"
+    )
+    service = PaymentService(
+        uow=uow,
+        gateway=gateway,
+        checkout_base=checkout_base,
+        return_url=f"{settings.public_base_url}/payments/{{payment_id}}/return",
+    )
+    platform.services["payment"] = service
+    platform.services["payment.client"] = InProcessPaymentClient(service)
+    platform.register_consumer(payment_consumer(uow, service))
+    platform.on_stop(gateway.aclose)
+
+
+def _wire_point(platform: Platform) -> None:
+    from haot.point.client import InProcessPointClient
+    from haot.point.handlers import point_consumer
+    from haot.point.service import PointService
+
+    settings = platform.settings
+    uow = platform.uow_factory("point")
+    service = PointService(
+        uow=uow,
+        redis=platform.redis,
+        expiry=timedelta(days=settings.point_expiry_days),
+        refund_grace=timedelta(days=settings.point_refund_grace_days),
+        earn_rate_percent=settings.point_earn_rate_percent,
+    )
+    platform.services["point"] = service
+    platform.services["point.client"] = InProcessPointClient(service)
+    platform.register_consumer(point_consumer(uow, service))
+
+    async def expire_points(as_of: datetime, dry_run: bool) -> dict[str, int]:
+        return await service.expire(now=as_of, dry_run=dry_run)
+
+    platform.jobs.register("expire-points", expire_points, every_seconds=3600, dry_run=True)
+
+
+def _wire_reservation(platform: Platform) -> None:
+    from haot.reservation.handlers import reservation_consumer
+    from haot.reservation.ports import WithoutCoupons, WithoutPoints
+    from haot.reservation.service import ReservationService
+
+    settings = platform.settings
+    uow = platform.uow_factory("reservation")
+    platform.services["reservation"] = ReservationService(
+        uow=uow,
+        lodging=platform.services["lodging.client"],
+        coupons=platform.services.get("coupon.client", WithoutCoupons()),
+        points=platform.services.get("point.client", WithoutPoints()),
+        payments=platform.services["payment.client"],
+        hold_ttl=timedelta(minutes=settings.reservation_hold_minutes),
+        max_pending_per_user=settings.max_pending_reservations_per_user,
+    )
+    platform.register_consumer(reservation_consumer(uow))
+
+
+def _register_jobs(platform: Platform) -> None:
+    from haot.reservation import jobs as reservation_jobs
+
+    if "reservation" in platform.contexts:
+        uow = platform.uow_factory("reservation")
+
+        async def expire_holds(as_of: datetime, dry_run: bool) -> dict[str, int]:
+            return {"expired": await reservation_jobs.expire_holds(uow, now=as_of)}
+
+        async def complete_stays(as_of: datetime, dry_run: bool) -> dict[str, int]:
+            return {"completed": await reservation_jobs.complete_stays(uow, now=as_of)}
+
+        platform.jobs.register("expire-holds", expire_holds, every_seconds=15)
+        platform.jobs.register("complete-stays", complete_stays, every_seconds=600)
+    if "payment" in platform.contexts:
+        payments = platform.services["payment"]
+
+        async def reconcile_payments(as_of: datetime, dry_run: bool) -> dict[str, int]:
+            result: dict[str, int] = await payments.reconcile()
+            return result
+
+        platform.jobs.register("reconcile-payments", reconcile_payments, every_seconds=60)
 
 
 def api_routers(contexts: tuple[str, ...]) -> list[APIRouter]:
@@ -55,4 +171,19 @@ def api_routers(contexts: tuple[str, ...]) -> list[APIRouter]:
         from haot.lodging.api import router as lodging_router
 
         routers.append(lodging_router)
+    if "point" in contexts:
+        from haot.point.api import router as point_router
+
+        routers.append(point_router)
+    if "reservation" in contexts:
+        from haot.reservation.api import router as reservation_router
+
+        routers.append(reservation_router)
+    if "payment" in contexts:
+        from haot.payment.api import router as payment_router
+
+        routers.append(payment_router)
+    from haot.platform.jobs_api import router as jobs_router
+
+    routers.append(jobs_router)
     return routers

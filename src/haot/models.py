@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import haot.identity.models
 import haot.lodging.models
+import haot.payment.models
+import haot.point.models
+import haot.reservation.models
 import haot.platform.idempotency
 import haot.platform.inbox
 import haot.platform.outbox  # noqa: F401

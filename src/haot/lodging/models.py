@@ -101,3 +101,23 @@ class Night(Base):
         Index("ix_lodging_nights_date_open", "date", "closed"),
         Index("ix_lodging_nights_lodging_date", "lodging_id", "date"),
     )
+
+
+class Hold(Base):
+    """Rooms of a room type held for one reservation over [check_in, check_out).
+
+    HELD (pending payment) → SOLD (confirmed) → RELEASED (cancelled), or HELD → RELEASED (expired
+    or failed). Keyed by reservation id, so every inventory call is idempotent.
+    """
+
+    __tablename__ = "lodging_holds"
+
+    reservation_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    room_type_id: Mapped[uuid.UUID] = mapped_column(Uuid, index=True)
+    lodging_id: Mapped[uuid.UUID] = mapped_column(Uuid)
+    check_in: Mapped[date] = mapped_column(Date)
+    check_out: Mapped[date] = mapped_column(Date)
+    rooms: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime)

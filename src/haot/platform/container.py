@@ -15,6 +15,7 @@ from haot.platform.auth import Revocations, TokenSigner
 from haot.platform.db import Databases
 from haot.platform.idempotency import IdempotencyStore
 from haot.platform.inbox import Consumer
+from haot.platform.jobs import Jobs
 from haot.platform.metrics import OUTBOX_BACKLOG
 from haot.platform.outbox import OutboxRelay, count_unpublished
 from haot.platform.ratelimit import RateLimiter
@@ -59,6 +60,8 @@ class Platform:
         )
         self.consumers: list[Consumer] = []
         self.background: list[tuple[str, BackgroundTask]] = []
+        self.jobs = Jobs()
+        self._on_stop: list[Callable[[], Awaitable[None]]] = []
         self.services: dict[str, Any] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._stop = asyncio.Event()
@@ -92,6 +95,10 @@ class Platform:
         if isinstance(self.transport, InProcessTransport):
             self.transport.subscribe(consumer)
 
+    def on_stop(self, action: Callable[[], Awaitable[None]]) -> None:
+        """Close something the wiring opened (clients, pools) when the platform stops."""
+        self._on_stop.append(action)
+
     def add_background(self, name: str, task: BackgroundTask) -> None:
         self.background.append((name, task))
 
@@ -111,6 +118,8 @@ class Platform:
         self._spawn("outbox-backlog", self._watch_backlog)
         for name, task in self.background:
             self._spawn(name, task)
+        if self.jobs.names():
+            self._spawn("jobs", self.jobs.schedule)
 
     def _spawn(self, name: str, task: BackgroundTask) -> None:
         async def supervised(stop: asyncio.Event) -> None:
@@ -169,6 +178,8 @@ class Platform:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks.clear()
+        for action in self._on_stop:
+            await action()
         await self.transport.stop()
         await self.redis.aclose()
         await self.databases.dispose()

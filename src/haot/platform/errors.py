@@ -1,4 +1,4 @@
-"""One error base with a stable machine ``code``; mapped once to RFC 9457 problem+json in ``problems``.
+"""One error base with a stable machine ``code``; mapped to RFC 9457 problem+json in ``problems``.
 
 Contexts subclass these (``class SoldOut(Conflict): code = "sold_out"``) and never raise
 framework exceptions.
@@ -27,13 +27,13 @@ class HaotError(Exception):
         super().__init__(self.detail)
 
 
-class InvalidInput(HaotError):
+class InvalidInput(HaotError):  # noqa: N818 (names read as the HTTP outcome)
     status = 422
     code = "validation_error"
     title = "Invalid input"
 
 
-class Unauthorized(HaotError):
+class Unauthorized(HaotError):  # noqa: N818 (names read as the HTTP outcome)
     status = 401
     code = "unauthorized"
     title = "Authentication required"
@@ -48,31 +48,31 @@ class InvalidToken(Unauthorized):
     title = "Invalid or expired token"
 
 
-class Forbidden(HaotError):
+class Forbidden(HaotError):  # noqa: N818 (names read as the HTTP outcome)
     status = 403
     code = "forbidden"
     title = "Not allowed"
 
 
-class NotFound(HaotError):
+class NotFound(HaotError):  # noqa: N818 (names read as the HTTP outcome)
     status = 404
     code = "not_found"
     title = "Not found"
 
 
-class Conflict(HaotError):
+class Conflict(HaotError):  # noqa: N818 (names read as the HTTP outcome)
     status = 409
     code = "conflict"
     title = "Conflict"
 
 
-class PayloadTooLarge(HaotError):
+class PayloadTooLarge(HaotError):  # noqa: N818 (names read as the HTTP outcome)
     status = 413
     code = "payload_too_large"
     title = "Payload too large"
 
 
-class RateLimited(HaotError):
+class RateLimited(HaotError):  # noqa: N818 (names read as the HTTP outcome)
     status = 429
     code = "rate_limited"
     title = "Too many requests"
@@ -82,7 +82,7 @@ class RateLimited(HaotError):
         self.retry_after = max(1, retry_after)
 
 
-class ServiceUnavailable(HaotError):
+class ServiceUnavailable(HaotError):  # noqa: N818 (names read as the HTTP outcome)
     status = 503
     code = "service_unavailable"
     title = "Service temporarily unavailable"
@@ -91,7 +91,7 @@ class ServiceUnavailable(HaotError):
         super().__init__(detail, headers={"Retry-After": str(max(1, retry_after))})
 
 
-class IdempotencyKeyReused(HaotError):
+class IdempotencyKeyReused(HaotError):  # noqa: N818 (names read as the HTTP outcome)
     status = 422
     code = "idempotency_key_reused"
     title = "Idempotency-Key was used with a different request"

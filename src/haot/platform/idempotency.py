@@ -3,31 +3,54 @@
 The first request with a key stores its answer; a retry with the same key and the same request gets
 that answer again (``Idempotent-Replayed: true``) without running twice; the same key with a
 different request is 422; a retry while the first is still running is 409. Keys are scoped to the
-caller (token subject), so two users cannot collide or read each other's answers. A 5xx answer is
-not stored (the client may retry); an in-flight key whose process died is taken over after a lease.
+caller (the subject of a *verified* token, else the client address), so two users cannot collide or
+read each other's answers. Answers that invite a retry are not stored: 5xx, and the 4xx that say
+"later" or "with other credentials" (401, 403, 408, 425, 429). An in-flight key whose process died
+is taken over after a lease; the lease doubles as a fence, so a holder that lost its lease cannot
+overwrite the answer of the request that took over.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hashlib
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-import jwt
-from sqlalchemy import JSON, Integer, LargeBinary, String, delete, select, update
+import anyio
+import structlog
+from sqlalchemy import JSON, Integer, LargeBinary, String, delete, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Mapped, mapped_column
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from haot.platform.auth import TokenSigner
 from haot.platform.clock import utcnow
 from haot.platform.db import Base, UtcDateTime
-from haot.platform.errors import HaotError, IdempotencyKeyInFlight, IdempotencyKeyReused, InvalidInput
+from haot.platform.errors import (
+    HaotError,
+    IdempotencyKeyInFlight,
+    IdempotencyKeyReused,
+    InvalidInput,
+    PayloadTooLarge,
+)
 from haot.platform.problems import problem_response
+
+log = structlog.get_logger(__name__)
 
 _METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 _MAX_BODY = 1024 * 1024
 _STORED_HEADERS = frozenset({b"content-type", b"location", b"retry-after"})
+# Client errors that mean "retry later" or "retry with other credentials": storing them would
+# replay the refusal for the key's whole lifetime.
+_RETRYABLE_CLIENT_ERRORS = frozenset({401, 403, 408, 425, 429})
+
+
+def is_stored(status: int) -> bool:
+    return status < 500 and status not in _RETRYABLE_CLIENT_ERRORS
 
 
 class InvalidIdempotencyKey(InvalidInput):
@@ -49,6 +72,16 @@ class IdempotencyRecord(Base):
     expires_at: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
 
 
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """The right to run the request until ``locked_until``; that value is also the fence that
+    ``finish`` and ``release`` check, so only the current holder writes."""
+
+    scope: str
+    key: str
+    locked_until: datetime
+
+
 class IdempotencyStore:
     def __init__(
         self, sessions: async_sessionmaker[AsyncSession], *, ttl: timedelta, lease: timedelta
@@ -57,10 +90,11 @@ class IdempotencyStore:
         self._ttl = ttl
         self._lease = lease
 
-    async def begin(self, scope: str, key: str, fingerprint: str) -> IdempotencyRecord | None:
-        """Claim the key. None: go ahead and run the request. A record: replay its answer.
+    async def begin(self, scope: str, key: str, fingerprint: str) -> Claim | IdempotencyRecord:
+        """Claim the key. A ``Claim``: go ahead and run the request. A record: replay its answer.
         Raises when the key is in flight elsewhere or was used for another request."""
         now = utcnow()
+        locked_until = now + self._lease
         async with self._sessions() as session:
             try:
                 async with session.begin():
@@ -76,18 +110,18 @@ class IdempotencyStore:
                             scope=scope,
                             key=key,
                             fingerprint=fingerprint,
-                            locked_until=now + self._lease,
+                            locked_until=locked_until,
                             created_at=now,
                             expires_at=now + self._ttl,
                         )
                     )
-                return None
+                return Claim(scope, key, locked_until)
             except IntegrityError:
                 pass
             async with session.begin():
                 record = await session.get(IdempotencyRecord, (scope, key))
-                if record is None:  # expired and deleted between our statements: try again
-                    raise IdempotencyKeyInFlight()
+                if record is None:  # released or expired between our statements: try again
+                    raise IdempotencyKeyInFlight(headers={"Retry-After": "1"})
                 if record.fingerprint != fingerprint:
                     raise IdempotencyKeyReused()
                 if record.response_status is not None:
@@ -101,19 +135,20 @@ class IdempotencyStore:
                         IdempotencyRecord.key == key,
                         IdempotencyRecord.locked_until == record.locked_until,
                     )
-                    .values(locked_until=now + self._lease)
+                    .values(locked_until=locked_until)
                 )
                 if getattr(taken, "rowcount", 0) != 1:
                     raise IdempotencyKeyInFlight(headers={"Retry-After": "1"})
-                return None
+                return Claim(scope, key, locked_until)
 
     async def finish(
-        self, scope: str, key: str, status: int, headers: list[list[str]], body: bytes
-    ) -> None:
+        self, claim: Claim, status: int, headers: list[list[str]], body: bytes
+    ) -> bool:
+        """Store the answer; False when the claim was lost (its lease expired and was taken)."""
         async with self._sessions() as session, session.begin():
-            await session.execute(
+            result = await session.execute(
                 update(IdempotencyRecord)
-                .where(IdempotencyRecord.scope == scope, IdempotencyRecord.key == key)
+                .where(*self._held(claim))
                 .values(
                     response_status=status,
                     response_headers=headers,
@@ -121,16 +156,21 @@ class IdempotencyStore:
                     locked_until=None,
                 )
             )
+        return int(getattr(result, "rowcount", 0) or 0) == 1
 
-    async def release(self, scope: str, key: str) -> None:
+    async def release(self, claim: Claim) -> None:
+        """Forget the key so that a retry runs again (only while ``claim`` still holds it)."""
         async with self._sessions() as session, session.begin():
-            await session.execute(
-                delete(IdempotencyRecord).where(
-                    IdempotencyRecord.scope == scope,
-                    IdempotencyRecord.key == key,
-                    IdempotencyRecord.response_status.is_(None),
-                )
-            )
+            await session.execute(delete(IdempotencyRecord).where(*self._held(claim)))
+
+    @staticmethod
+    def _held(claim: Claim) -> tuple[Any, ...]:
+        return (
+            IdempotencyRecord.scope == claim.scope,
+            IdempotencyRecord.key == claim.key,
+            IdempotencyRecord.locked_until == claim.locked_until,
+            IdempotencyRecord.response_status.is_(None),
+        )
 
     async def purge_expired(self) -> int:
         async with self._sessions() as session, session.begin():
@@ -139,21 +179,36 @@ class IdempotencyStore:
             )
         return int(getattr(result, "rowcount", 0) or 0)
 
+    async def run_purger(self, stop: asyncio.Event, *, interval_seconds: float = 600) -> None:
+        """Background task (``platform.add_background``): drop expired keys now and then."""
+        while not stop.is_set():
+            try:
+                purged = await self.purge_expired()
+                if purged:
+                    log.info("idempotency_keys_purged", count=purged)
+            except Exception:
+                log.exception("idempotency_purge_failed")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=interval_seconds)
 
-def _caller_scope(scope: Scope, headers: dict[bytes, bytes]) -> str:
-    """The token subject, read without verification: the route itself still authenticates, and a
-    forged subject only files the key under a scope whose answer will be a 401."""
+
+def _caller_scope(scope: Scope, headers: dict[bytes, bytes], signer: TokenSigner) -> str:
+    """The subject of a verified bearer token, else the client address. An unverified subject
+    must never pick the scope: a replay answers without running the route, so a forged token
+    naming another user would read that user's stored answer."""
     auth = headers.get(b"authorization", b"").decode("latin-1")
-    _, _, token = auth.partition(" ")
-    if token:
+    scheme, _, token = auth.partition(" ")
+    if scheme.lower() == "bearer" and token.strip():
         try:
-            sub = jwt.decode(token, options={"verify_signature": False}).get("sub")
-            if isinstance(sub, str) and sub:
-                return f"user:{sub[:64]}"
-        except jwt.PyJWTError:
-            return "invalid-token"
+            return f"user:{signer.verify(token.strip()).user_id}"
+        except HaotError:
+            pass  # the route answers 401 itself; until then the caller is anonymous
     client = scope.get("client")
-    return f"anon:{client[0] if client else 'unknown'}"
+    return f"anon:{client[0] if client else 'unknown'}"[:80]
+
+
+class _DisconnectedError(Exception):
+    """The client went away before its body arrived: nothing to run, nothing to answer."""
 
 
 class IdempotencyMiddleware:
@@ -171,10 +226,16 @@ class IdempotencyMiddleware:
             return
         try:
             await self._handle(scope, receive, send, headers, raw_key)
+        except _DisconnectedError:
+            return
         except HaotError as exc:
             response = problem_response(
-                status=exc.status, code=exc.code, title=exc.title, detail=exc.detail,
-                instance=scope["path"], headers=exc.headers,
+                status=exc.status,
+                code=exc.code,
+                title=exc.title,
+                detail=exc.detail,
+                instance=scope["path"],
+                headers=exc.headers,
             )
             await response(scope, receive, send)
 
@@ -193,10 +254,10 @@ class IdempotencyMiddleware:
 
         platform: Any = scope["app"].state.platform
         store: IdempotencyStore = platform.idempotency
-        caller = _caller_scope(scope, headers)
-        stored = await store.begin(caller, key, fingerprint)
-        if stored is not None:
-            await _replay(stored, send)
+        caller = _caller_scope(scope, headers, platform.signer)
+        claimed = await store.begin(caller, key, fingerprint)
+        if isinstance(claimed, IdempotencyRecord):
+            await _replay(claimed, send)
             return
 
         captured: dict[str, Any] = {"status": 500, "headers": [], "body": bytearray()}
@@ -224,14 +285,20 @@ class IdempotencyMiddleware:
         try:
             await self.app(scope, replay_body, capture)
         except BaseException:
-            await store.release(caller, key)
+            with anyio.CancelScope(shield=True):
+                await store.release(claimed)
             raise
-        if captured["status"] >= 500:
-            await store.release(caller, key)
-        else:
-            await store.finish(
-                caller, key, captured["status"], captured["headers"], bytes(captured["body"])
-            )
+        status: int = captured["status"]
+        try:
+            if not is_stored(status):
+                await store.release(claimed)
+            elif not await store.finish(
+                claimed, status, captured["headers"], bytes(captured["body"])
+            ):
+                log.warning("idempotency_claim_lost", key_scope=caller, status=status)
+        except Exception:
+            # The client has its answer already; the key stays in flight until its lease ends.
+            log.exception("idempotency_store_failed", key_scope=caller, status=status)
 
 
 async def _read_body(receive: Receive) -> bytes:
@@ -239,11 +306,9 @@ async def _read_body(receive: Receive) -> bytes:
     while True:
         message = await receive()
         if message["type"] == "http.disconnect":
-            break
+            raise _DisconnectedError()
         chunks.extend(message.get("body", b""))
         if len(chunks) > _MAX_BODY:
-            from haot.platform.errors import PayloadTooLarge
-
             raise PayloadTooLarge("Request body too large")
         if not message.get("more_body", False):
             break
@@ -255,5 +320,7 @@ async def _replay(record: IdempotencyRecord, send: Send) -> None:
     headers.append((b"idempotent-replayed", b"true"))
     body = record.response_body or b""
     headers.append((b"content-length", str(len(body)).encode()))
-    await send({"type": "http.response.start", "status": record.response_status, "headers": headers})
+    await send(
+        {"type": "http.response.start", "status": record.response_status, "headers": headers}
+    )
     await send({"type": "http.response.body", "body": body})

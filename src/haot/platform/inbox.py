@@ -52,19 +52,43 @@ class Consumer:
         self.sources = frozenset(event_type.split(".", 1)[0] for event_type in handlers)
 
     async def handle_batch(self, events: Sequence[Event]) -> None:
+        """Apply a batch; raises if any event failed (after applying every event it could), so the
+        transport delivers the batch again and the inbox skips what was applied."""
         relevant = [e for e in events if e.type in self._handlers]
         if not relevant:
             return
         try:
             await self._apply(relevant)
+            return
         except Exception:
             log.warning("consumer_batch_retry_singly", consumer=self.name, size=len(relevant))
-            for event in relevant:
-                try:
-                    await self._apply([event])
-                except IntegrityError:
-                    # Another instance applied it between our check and our insert.
-                    EVENTS_DUPLICATE.labels(self.name).inc()
+        first_error: Exception | None = None
+        failed_aggregates: set[str] = set()
+        for event in relevant:
+            if event.aggregate_id in failed_aggregates:
+                continue  # per-aggregate order: its later events wait until this one applies
+            try:
+                await self._apply_one(event)
+            except Exception as exc:
+                log.exception(
+                    "consumer_event_failed",
+                    consumer=self.name,
+                    event_id=str(event.id),
+                    event_type=event.type,
+                )
+                failed_aggregates.add(event.aggregate_id)
+                first_error = first_error or exc
+        if first_error is not None:
+            raise first_error
+
+    async def _apply_one(self, event: Event) -> None:
+        try:
+            await self._apply([event])
+        except IntegrityError:
+            # Another instance may have applied it between our inbox check and our insert: a
+            # second attempt then finds its inbox row and skips. A conflict raised by the handler
+            # itself raises again, and the event is retried later instead of silently dropped.
+            await self._apply([event])
 
     async def _apply(self, events: Sequence[Event]) -> None:
         async with self._uow_factory() as uow:

@@ -1,34 +1,72 @@
-"""JSON logs (structlog, Loki-ready) and per-route RED metrics, bound to a request id and trace id."""
+"""JSON logs (structlog, Loki-ready) and per-route RED metrics, bound to a request id and trace id.
+
+The request middleware is also the last line for unexpected exceptions: it logs them (with the
+request id) and answers a bare 500 problem carrying ``x-request-id``, so a failure can be found in
+the logs and nothing escapes to the server (whose own traceback would not be a JSON line)."""
 
 from __future__ import annotations
 
 import logging
-import sys
+import re
 import time
 import uuid
+from collections.abc import Iterator, Mapping, MutableMapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import structlog
+from starlette._utils import get_route_path
+from starlette.routing import Mount, compile_path
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from haot.platform.metrics import HTTP_DURATION, HTTP_IN_FLIGHT, HTTP_REQUESTS
+from haot.platform.problems import internal_error_response
 
 _SECRET_KEYS = frozenset(
-    {"password", "new_password", "current_password", "token", "access_token", "refresh_token",
-     "authorization", "secret", "api_secret"}
+    {
+        "password",
+        "new_password",
+        "current_password",
+        "password_hash",
+        "token",
+        "access_token",
+        "refresh_token",
+        "authorization",
+        "cookie",
+        "secret",
+        "api_secret",
+        "webhook_secret",
+        "jwt_secret",
+    }
 )
+REDACTED = "[redacted]"
 
 
-def _redact(_: Any, __: str, event_dict: dict[str, Any]) -> dict[str, Any]:
-    for key in event_dict.keys() & _SECRET_KEYS:
-        event_dict[key] = "[redacted]"
+def _scrub(value: Any, depth: int = 0) -> Any:
+    if depth > 5:
+        return value
+    if isinstance(value, Mapping):
+        return {
+            k: REDACTED if str(k).lower() in _SECRET_KEYS else _scrub(v, depth + 1)
+            for k, v in value.items()
+        }
+    if isinstance(value, list | tuple):
+        return [_scrub(v, depth + 1) for v in value]
+    return value
+
+
+def _redact(_: Any, __: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    """Secrets never reach a log line: by key (any case), also inside nested dicts and lists."""
+    for key, value in event_dict.items():
+        if key.lower() in _SECRET_KEYS:
+            event_dict[key] = REDACTED
+        elif isinstance(value, Mapping | list | tuple):
+            event_dict[key] = _scrub(value)
     return event_dict
 
 
 def configure_logging(level: str = "INFO", *, json: bool = True) -> None:
-    renderer: Any = (
-        structlog.processors.JSONRenderer() if json else structlog.dev.ConsoleRenderer()
-    )
+    renderer: Any = structlog.processors.JSONRenderer() if json else structlog.dev.ConsoleRenderer()
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,
@@ -42,9 +80,20 @@ def configure_logging(level: str = "INFO", *, json: bool = True) -> None:
         wrapper_class=structlog.make_filtering_bound_logger(
             logging.getLevelNamesMapping().get(level.upper(), logging.INFO)
         ),
-        logger_factory=structlog.PrintLoggerFactory(sys.stdout),
+        # No file argument: print to whatever sys.stdout is at the time of the call (a file given
+        # here would be pinned for good, and cached loggers would keep writing to it).
+        logger_factory=structlog.PrintLoggerFactory(),
         cache_logger_on_first_use=True,
     )
+
+
+_REQUEST_ID = re.compile(r"[\x21-\x7e]{1,128}")
+
+
+def _request_id(headers: dict[bytes, bytes]) -> str:
+    """The client's ``x-request-id`` when it is 1-128 visible ASCII characters, else a new one."""
+    given = headers.get(b"x-request-id", b"").decode("latin-1")
+    return given if _REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
 
 
 def _trace_id(headers: dict[bytes, bytes]) -> str:
@@ -56,6 +105,74 @@ def _trace_id(headers: dict[bytes, bytes]) -> str:
     return uuid.uuid4().hex
 
 
+@dataclass(frozen=True, slots=True)
+class _RouteInfo:
+    template: str
+    regex: re.Pattern[str]
+    methods: frozenset[str] | None
+    mount: bool = False
+
+    def matches(self, path: str, method: str) -> bool:
+        return bool(self.regex.match(path)) and (not self.methods or method in self.methods)
+
+
+class RouteTemplates:
+    """Full path templates of an app's routes: prefixes of ``include_router`` and of mounted apps
+    included (the route object in the scope knows only its own path). Built once, when the first
+    request comes, after every router has been included."""
+
+    def __init__(self, app: Any) -> None:
+        self._by_route: dict[int, list[_RouteInfo]] = {}
+        self._all: list[_RouteInfo] = []
+        for route, path in _flatten(getattr(app, "routes", [])):
+            if isinstance(route, Mount):
+                regex, template, _ = compile_path(path.rstrip("/") + "/{path:path}")
+                info = _RouteInfo(template.removesuffix("/{path}"), regex, None, mount=True)
+            else:
+                regex, template, _ = compile_path(path)
+                methods = getattr(route, "methods", None)
+                info = _RouteInfo(template, regex, frozenset(methods) if methods else None)
+            self._by_route.setdefault(id(route), []).append(info)
+            self._all.append(info)
+        self._mounts = [info for info in self._all if info.mount]
+
+    def template(self, scope: Scope, path: str, status: int) -> str:
+        """``path``: the request path as the app saw it on the way in (mounts change the scope)."""
+        method = scope["method"]
+        route = scope.get("route")
+        if route is not None:
+            infos = self._by_route.get(id(route), [])
+            if len(infos) == 1 and not infos[0].mount:
+                return infos[0].template
+            for info in infos:
+                if info.matches(path, method) and not info.mount:
+                    return info.template
+        # Answers given before routing (idempotent replays, errors from middleware), routes of a
+        # mounted app (their path is relative to the mount), 404s inside a mount. A 404 outside
+        # any mount needs no second look: the router found nothing.
+        candidates = self._mounts if status == 404 and route is None else self._all
+        for info in candidates:
+            if info.matches(path, method):
+                if not info.mount:
+                    return info.template
+                inner = getattr(route, "path", None)
+                return info.template + (inner if inner and route is not None else "/{path}")
+        return "unmatched"
+
+
+def _flatten(routes: Sequence[Any]) -> Iterator[tuple[Any, str]]:
+    try:
+        from fastapi.routing import iter_route_contexts
+    except ImportError:  # a FastAPI whose app.routes are the routes themselves
+        for route in routes:
+            if getattr(route, "path", None):
+                yield route, route.path
+        return
+    for context in iter_route_contexts(routes):
+        if context.path:
+            yield context.original_route, context.path
+
+
 class RequestContextMiddleware:
     """Request id and trace id in every log line and response; RED metrics labelled by route
     template (``/api/v1/users/{user_id}``), never by raw path, so cardinality stays bounded."""
@@ -63,48 +180,58 @@ class RequestContextMiddleware:
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
         self.log = structlog.get_logger("haot.access")
+        self._templates: RouteTemplates | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         headers = dict(scope["headers"])
-        request_id = headers.get(b"x-request-id", b"").decode("latin-1")[:64] or uuid.uuid4().hex
+        request_id = _request_id(headers)
         trace_id = _trace_id(headers)
         structlog.contextvars.clear_contextvars()
         structlog.contextvars.bind_contextvars(request_id=request_id, trace_id=trace_id)
         status = 500
         started = time.perf_counter()
+        response_started = False
 
         async def send_wrapper(message: Message) -> None:
-            nonlocal status
+            nonlocal status, response_started
             if message["type"] == "http.response.start":
                 status = message["status"]
-                message.setdefault("headers", [])
+                response_started = True
                 message["headers"] = [
-                    *message["headers"],
+                    *message.get("headers", []),
                     (b"x-request-id", request_id.encode("latin-1")),
                 ]
             await send(message)
 
+        method = scope["method"]
+        path = get_route_path(scope)
+        if self._templates is None:
+            self._templates = RouteTemplates(scope.get("app"))
         HTTP_IN_FLIGHT.inc()
         try:
             await self.app(scope, receive, send_wrapper)
+        except Exception:
+            self.log.exception("unhandled_error", method=method, path=scope["path"])
+            if response_started:
+                raise  # too late for an answer: the server drops the connection
+            status = 500
+            await internal_error_response(scope["path"])(scope, receive, send_wrapper)
         finally:
             HTTP_IN_FLIGHT.dec()
             elapsed = time.perf_counter() - started
-            route = scope.get("route")
-            template = getattr(route, "path", None) or "unmatched"
-            method = scope["method"]
+            template = self._templates.template(scope, path, status)
             HTTP_REQUESTS.labels(method, template, str(status)).inc()
             HTTP_DURATION.labels(method, template).observe(elapsed)
+            fields = {
+                "method": method,
+                "route": template,
+                "status": status,
+                "duration_ms": round(elapsed * 1000, 2),
+            }
             if status >= 500:
-                self.log.error(
-                    "request", method=method, route=template, status=status,
-                    duration_ms=round(elapsed * 1000, 2),
-                )
+                self.log.error("request", **fields)
             elif scope["path"] not in ("/metrics", "/healthz", "/readyz"):
-                self.log.info(
-                    "request", method=method, route=template, status=status,
-                    duration_ms=round(elapsed * 1000, 2),
-                )
+                self.log.info("request", **fields)

@@ -2,8 +2,9 @@
 
 The relay claims unpublished rows in id order with ``FOR UPDATE SKIP LOCKED`` (PostgreSQL; SQLite
 has one writer anyway), hands them to the transport, which returns only once the broker has them,
-and marks them published in the same transaction. A crash between publish and mark re-publishes the
-batch: delivery is at-least-once, and consumers make the effect exactly-once with the inbox.
+and marks them published in the same transaction (on SQLite: in a second one, see
+``_relay_once_sqlite``). A crash between publish and mark re-publishes the batch: delivery is
+at-least-once, and consumers make the effect exactly-once with the inbox.
 """
 
 from __future__ import annotations
@@ -115,18 +116,48 @@ class OutboxRelay:
 
     async def relay_once(self) -> int:
         """Publish one batch; returns how many rows were published."""
-        async with self._sessions() as session, session.begin():
+        async with self._sessions() as session:
+            if session.get_bind().dialect.name == "sqlite":
+                published = await self._relay_once_sqlite(session)
+            else:
+                published = await self._relay_once_locked(session)
+        if published:
+            OUTBOX_PUBLISHED.inc(published)
+        return published
+
+    async def _relay_once_locked(self, session: AsyncSession) -> int:
+        # The claimed rows stay locked while the transport publishes them, so concurrent relays
+        # (several workers) skip them instead of publishing them twice.
+        async with session.begin():
             rows = await claim_unpublished(session, self._batch_size)
             if not rows:
                 return 0
             await self._transport.publish([row.to_event() for row in rows])
-            await session.execute(
-                update(OutboxMessage)
-                .where(OutboxMessage.id.in_([row.id for row in rows]))
-                .values(published_at=utcnow())
-            )
-        OUTBOX_PUBLISHED.inc(len(rows))
+            await self._mark_published(session, [row.id for row in rows])
         return len(rows)
+
+    async def _relay_once_sqlite(self, session: AsyncSession) -> int:
+        # SQLite has one writer, and a transaction here takes the write lock at BEGIN: holding it
+        # while the in-process transport runs consumers (which write to the same file) would
+        # block them until the busy timeout. One process relays a SQLite database, so nothing
+        # else can claim the rows between these two short transactions.
+        async with session.begin():
+            rows = await claim_unpublished(session, self._batch_size)
+            events = [row.to_event() for row in rows]
+        if not events:
+            return 0
+        await self._transport.publish(events)
+        async with session.begin():
+            await self._mark_published(session, [row.id for row in rows])
+        return len(events)
+
+    @staticmethod
+    async def _mark_published(session: AsyncSession, ids: list[int]) -> None:
+        await session.execute(
+            update(OutboxMessage)
+            .where(OutboxMessage.id.in_(ids), OutboxMessage.published_at.is_(None))
+            .values(published_at=utcnow())
+        )
 
     async def drain(self) -> int:
         """Publish until nothing is left; returns the total published."""

@@ -8,6 +8,7 @@ import orjson
 import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from sqlalchemy.exc import DataError, DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
@@ -57,6 +58,17 @@ def problem_response(
     )
 
 
+def internal_error_response(instance: str | None = None) -> Response:
+    """The answer to an unexpected exception: nothing from the exception itself goes out."""
+    return problem_response(
+        status=500,
+        code="internal_error",
+        title="Internal server error",
+        detail="An unexpected error occurred; it has been logged.",
+        instance=instance,
+    )
+
+
 def _validation_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
     errors = []
     for error in exc.errors():
@@ -68,6 +80,15 @@ def _validation_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
             }
         )
     return errors
+
+
+def is_data_error(exc: DBAPIError) -> bool:
+    """The database refused a *value* (SQLSTATE class 22: a NUL character in text, a number out
+    of range, an invalid encoding): bad input that the schemas let through, not a server fault."""
+    if isinstance(exc, DataError):
+        return True
+    code = getattr(exc.orig, "pgcode", None) or getattr(exc.orig, "sqlstate", None)
+    return isinstance(code, str) and code.startswith("22")
 
 
 def install_problem_handlers(app: FastAPI) -> None:
@@ -109,17 +130,31 @@ def install_problem_handlers(app: FastAPI) -> None:
             headers=dict(exc.headers or {}),
         )
 
-    async def on_unexpected(request: Request, exc: Exception) -> Response:
-        log.exception("unhandled_error", path=request.url.path)
+    async def on_database_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, DBAPIError)
+        if not is_data_error(exc):
+            raise exc
+        # The message carries the statement's parameters (hashes, personal data): type only.
+        log.warning(
+            "database_refused_value",
+            path=request.url.path,
+            error=type(exc.orig).__name__,
+            sqlstate=getattr(exc.orig, "sqlstate", None),
+        )
         return problem_response(
-            status=500,
-            code="internal_error",
-            title="Internal server error",
-            detail="An unexpected error occurred; it has been logged.",
+            status=422,
+            code="validation_error",
+            title="Invalid input",
+            detail="A value in the request cannot be stored (for example a NUL character).",
             instance=request.url.path,
         )
+
+    async def on_unexpected(request: Request, exc: Exception) -> Response:
+        log.exception("unhandled_error", path=request.url.path)
+        return internal_error_response(request.url.path)
 
     app.add_exception_handler(HaotError, on_haot_error)
     app.add_exception_handler(RequestValidationError, on_validation_error)
     app.add_exception_handler(StarletteHTTPException, on_http_error)
+    app.add_exception_handler(DBAPIError, on_database_error)
     app.add_exception_handler(Exception, on_unexpected)

@@ -35,6 +35,10 @@ class Rate:
     limit: int
     period_seconds: float
 
+    def __post_init__(self) -> None:
+        if self.limit < 1 or self.period_seconds <= 0:
+            raise ValueError(f"invalid rate {self.limit}/{self.period_seconds}s")
+
     @property
     def emission_ms(self) -> float:
         return self.period_seconds * 1000 / self.limit
@@ -48,7 +52,7 @@ class RateLimiter:
         self._prefix = prefix
 
     async def hit(self, name: str, subject: str, rate: Rate) -> None:
-        """Count one request of ``subject`` against limit ``name``; raise ``RateLimited`` if over."""
+        """Count one request of ``subject`` against limit ``name``; ``RateLimited`` when over."""
         if not self._enabled:
             return
         key = f"{self._prefix}:{name}:{{{subject}}}"

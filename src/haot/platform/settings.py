@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import base64
+import hmac
 from functools import lru_cache
 from typing import Literal
 
@@ -65,6 +67,15 @@ class Settings(BaseSettings):
     idempotency_ttl_seconds: int = Field(default=24 * 3600, ge=60)
     idempotency_lease_seconds: int = Field(default=60, ge=1)
 
+    # Points.
+    point_earn_rate_percent: float = Field(default=1.0, ge=0, le=100)
+    point_expiry_days: int = Field(default=365, ge=1, le=3650)
+    point_refund_grace_days: int = Field(default=30, ge=1, le=365)
+
+    # Reservations.
+    reservation_hold_minutes: int = Field(default=10, ge=1, le=24 * 60)
+    max_pending_reservations_per_user: int = Field(default=5, ge=1, le=100)
+
     # PortOne (empty base: the built-in fake).
     portone_api_base: str = ""
     portone_api_secret: str = "fake-portone-api-secret"  # noqa: S105 (the built-in fake's)
@@ -89,6 +100,20 @@ class Settings(BaseSettings):
             raise ValueError("production refuses SQLite: set HAOT_DATABASE_URL to PostgreSQL")
         return self
 
+    @model_validator(mode="after")
+    def _portone_webhook_secret_default(self) -> Settings:
+        """Without a configured secret, the built-in fake and the adapter share one derived from
+        the JWT secret: the same in every worker process, so ``make run`` verifies its webhooks."""
+        if self.portone_webhook_secret:
+            return self
+        if self.portone_api_base and self.env == "production":
+            raise ValueError("HAOT_PORTONE_WEBHOOK_SECRET is required with a real PortOne")
+        derived = hmac.digest(
+            self.jwt_secret.encode(), b"haot fake-portone webhook secret", "sha256"
+        )
+        self.portone_webhook_secret = "whsec_" + base64.b64encode(derived).decode()
+        return self
+
     def database_url_for(self, context: str) -> str:
         """The database a context keeps its tables in: its own URL if set, else the shared one."""
         own: str = getattr(self, f"{context}_database_url", "")
@@ -101,6 +126,15 @@ class Settings(BaseSettings):
     @property
     def kafka_enabled(self) -> bool:
         return bool(self.kafka_bootstrap_servers)
+
+    @property
+    def fake_portone_enabled(self) -> bool:
+        """Empty ``HAOT_PORTONE_API_BASE``: the built-in fake, mounted at ``/fake-portone``."""
+        return not self.portone_api_base
+
+    @property
+    def portone_base_url(self) -> str:
+        return self.portone_api_base or f"{self.public_base_url}/fake-portone"
 
     @property
     def webhook_url(self) -> str:

@@ -4,10 +4,12 @@ the state change it describes committed)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import asyncio
+from collections.abc import Awaitable, Callable
 from types import TracebackType
 from typing import Self
 
+import structlog
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from haot.platform.events import Event
@@ -26,6 +28,7 @@ class UnitOfWork:
         self._topic_prefix = topic_prefix
         self._on_commit = on_commit
         self._events: list[Event] = []
+        self._after_commit: list[tuple[Callable[[], Awaitable[object]], bool]] = []
         self._session: AsyncSession | None = None
         self.committed = False
 
@@ -39,9 +42,17 @@ class UnitOfWork:
         """Record an event; it is written to the outbox when (and only if) this unit commits."""
         self._events.append(event)
 
+    def after_commit(self, action: Callable[[], Awaitable[object]], *, wait: bool = False) -> None:
+        """Run ``action`` once this unit has committed (never if it does not): awaited inside
+        ``commit()`` with ``wait`` (cache invalidation the caller's next read relies on), else in
+        the background. Best effort either way (failures are logged): anything that must happen
+        goes through an event or a row that a job picks up."""
+        self._after_commit.append((action, wait))
+
     async def __aenter__(self) -> Self:
         self._session = self._sessions()
         self._events = []
+        self._after_commit = []
         self.committed = False
         return self
 
@@ -71,10 +82,33 @@ class UnitOfWork:
         self._events = []
         if had_events and self._on_commit is not None:
             self._on_commit()
+        actions, self._after_commit = self._after_commit, []
+        for action, wait in actions:
+            if wait:
+                await _logged(action)
+            else:
+                _background(action)
 
     async def rollback(self) -> None:
         await self.session.rollback()
         self._events = []
+        self._after_commit = []
+
+
+_running: set[asyncio.Task[None]] = set()
+
+
+async def _logged(action: Callable[[], Awaitable[object]]) -> None:
+    try:
+        await action()
+    except Exception:
+        structlog.get_logger(__name__).exception("after_commit_action_failed")
+
+
+def _background(action: Callable[[], Awaitable[object]]) -> None:
+    task = asyncio.get_running_loop().create_task(_logged(action))
+    _running.add(task)  # keep a reference so the task is not garbage-collected mid-flight
+    task.add_done_callback(_running.discard)
 
 
 class UnitOfWorkFactory:

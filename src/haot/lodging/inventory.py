@@ -1,0 +1,285 @@
+"""Inventory for reservations: quote a stay, hold every night of it (all or none), confirm, release.
+
+A hold locks the stay's night rows in date order (so two overlapping holds queue instead of
+deadlocking), checks every night, then moves ``held`` with a guarded UPDATE whose row count must
+equal the number of nights; the table's CHECK (held + sold <= total) backs both. Every call is keyed
+by the reservation id and idempotent, so the saga may retry or compensate blindly.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+
+from sqlalchemy import select, update
+
+from haot.lodging.domain import RefundRule, nights_of, stay_problem
+from haot.lodging.errors import InvalidStay, LodgingNotFound, RoomTypeNotFound
+from haot.lodging.models import Hold, Lodging, Night, RoomType
+from haot.platform.clock import seoul_today, utcnow
+from haot.platform.errors import Conflict
+from haot.platform.uow import UnitOfWork, UnitOfWorkFactory
+
+
+class SoldOut(Conflict):
+    code = "sold_out"
+    title = "Not every night of the stay is available"
+
+
+class HoldReleased(Conflict):
+    code = "hold_released"
+    title = "The hold was already released"
+
+
+HELD, SOLD, RELEASED = "HELD", "SOLD", "RELEASED"
+
+
+@dataclass(frozen=True, slots=True)
+class StayQuote:
+    lodging_id: uuid.UUID
+    host_id: uuid.UUID
+    room_type_id: uuid.UUID
+    lodging_name: str
+    room_type_name: str
+    check_in: date
+    check_out: date
+    nights: list[tuple[date, int]]
+    cancellation_policy: list[RefundRule]
+
+    @property
+    def subtotal(self) -> int:
+        return sum(price for _, price in self.nights)
+
+
+class Inventory:
+    def __init__(self, *, uow: UnitOfWorkFactory) -> None:
+        self._uow = uow
+
+    async def _stay(
+        self,
+        uow: UnitOfWork,
+        room_type_id: uuid.UUID,
+        check_in: date,
+        check_out: date,
+        guests: int,
+        *,
+        lock: bool,
+    ) -> tuple[Lodging, RoomType, list[Night]]:
+        session = uow.session
+        room_type = (
+            await session.scalars(
+                select(RoomType).where(RoomType.id == room_type_id, RoomType.deleted_at.is_(None))
+            )
+        ).one_or_none()
+        if room_type is None:
+            raise RoomTypeNotFound()
+        lodging = (
+            await session.scalars(
+                select(Lodging).where(
+                    Lodging.id == room_type.lodging_id, Lodging.deleted_at.is_(None)
+                )
+            )
+        ).one_or_none()
+        if lodging is None:
+            raise LodgingNotFound()
+        if problem := stay_problem(
+            check_in, check_out, today=seoul_today(), max_nights=lodging.max_nights
+        ):
+            raise InvalidStay(problem)
+        if guests > room_type.capacity or guests > lodging.max_guests:
+            most = min(room_type.capacity, lodging.max_guests)
+            raise InvalidStay(f"this room takes at most {most} guests")
+        statement = (
+            select(Night)
+            .where(
+                Night.room_type_id == room_type_id,
+                Night.date >= check_in,
+                Night.date < check_out,
+            )
+            .order_by(Night.date)
+        )
+        if lock:
+            statement = statement.with_for_update()
+        nights = list((await session.scalars(statement)).all())
+        stay_length = (check_out - check_in).days
+        if [n.date for n in nights] != nights_of(check_in, check_out):
+            raise SoldOut("Some nights of the stay are not open")
+        for night in nights:
+            if night.closed or night.total - night.held - night.sold < 1:
+                raise SoldOut(f"{night.date} is sold out")
+            if not night.min_stay <= stay_length <= night.max_stay:
+                raise InvalidStay(
+                    f"{night.date} needs a stay of {night.min_stay} to {night.max_stay} nights"
+                )
+        return lodging, room_type, nights
+
+    @staticmethod
+    def _quote(lodging: Lodging, room_type: RoomType, nights: list[Night]) -> StayQuote:
+        return StayQuote(
+            lodging_id=lodging.id,
+            host_id=lodging.host_id,
+            room_type_id=room_type.id,
+            lodging_name=lodging.name,
+            room_type_name=room_type.name,
+            check_in=nights[0].date,
+            check_out=nights[-1].date + timedelta(days=1),
+            nights=[(n.date, n.price) for n in nights],
+            cancellation_policy=[
+                RefundRule(days_before=t["days_before"], refund_percent=t["refund_percent"])
+                for t in lodging.cancellation_policy
+            ],
+        )
+
+    async def quote(
+        self, room_type_id: uuid.UUID, check_in: date, check_out: date, guests: int
+    ) -> StayQuote:
+        async with self._uow() as uow:
+            lodging, room_type, nights = await self._stay(
+                uow, room_type_id, check_in, check_out, guests, lock=False
+            )
+        return self._quote(lodging, room_type, nights)
+
+    async def hold(
+        self,
+        reservation_id: uuid.UUID,
+        room_type_id: uuid.UUID,
+        check_in: date,
+        check_out: date,
+        guests: int,
+    ) -> StayQuote:
+        """Hold one room for every night of the stay, or raise ``SoldOut`` holding nothing.
+        Holding again for the same reservation returns the existing hold's quote."""
+        async with self._uow() as uow:
+            existing = await uow.session.get(Hold, reservation_id)
+            if existing is not None:
+                if existing.status == RELEASED:
+                    raise HoldReleased()
+                return self._quote(*await self._held_stay(uow, existing))
+            lodging, room_type, nights = await self._stay(
+                uow, room_type_id, check_in, check_out, guests, lock=True
+            )
+            result = await uow.session.execute(
+                update(Night)
+                .where(
+                    Night.room_type_id == room_type_id,
+                    Night.date >= check_in,
+                    Night.date < check_out,
+                    Night.closed.is_(False),
+                    Night.held + Night.sold < Night.total,
+                )
+                .values(held=Night.held + 1)
+                .execution_options(synchronize_session=False)
+            )
+            if getattr(result, "rowcount", 0) != len(nights):
+                raise SoldOut()
+            now = utcnow()
+            uow.session.add(
+                Hold(
+                    reservation_id=reservation_id,
+                    room_type_id=room_type_id,
+                    lodging_id=lodging.id,
+                    check_in=check_in,
+                    check_out=check_out,
+                    rooms=1,
+                    status=HELD,
+                    created_at=now,
+                    updated_at=now,
+                )
+            )
+            await uow.commit()
+        return self._quote(lodging, room_type, nights)
+
+    async def _held_stay(
+        self, uow: UnitOfWork, hold: Hold
+    ) -> tuple[Lodging, RoomType, list[Night]]:
+        session = uow.session
+        room_type = await session.get(RoomType, hold.room_type_id)
+        lodging = await session.get(Lodging, hold.lodging_id)
+        if room_type is None or lodging is None:
+            raise RoomTypeNotFound()
+        nights = list(
+            (
+                await session.scalars(
+                    select(Night)
+                    .where(
+                        Night.room_type_id == hold.room_type_id,
+                        Night.date >= hold.check_in,
+                        Night.date < hold.check_out,
+                    )
+                    .order_by(Night.date)
+                )
+            ).all()
+        )
+        return lodging, room_type, nights
+
+    async def move(self, uow: UnitOfWork, reservation_id: uuid.UUID, *, to: str) -> bool:
+        """HELD → SOLD (confirm) or HELD/SOLD → RELEASED, inside the caller's unit of work (an
+        event consumer's, so the inbox row and the effect commit together). True when something
+        changed. Releasing a hold that does not exist yet leaves a RELEASED tombstone, so a hold
+        arriving late for a reservation that was already given up is refused (fencing)."""
+        session = uow.session
+        statement = select(Hold).where(Hold.reservation_id == reservation_id).with_for_update()
+        hold = (await session.scalars(statement)).one_or_none()
+        now = utcnow()
+        if hold is None:
+            if to == RELEASED:
+                session.add(_tombstone(reservation_id, now))
+            return False
+        if hold.status == to:
+            return False
+        if hold.status == RELEASED:
+            raise HoldReleased()
+        if to == SOLD and hold.status != HELD:
+            return False
+        if to == SOLD:
+            values = {"held": Night.held - hold.rooms, "sold": Night.sold + hold.rooms}
+        elif hold.status == HELD:
+            values = {"held": Night.held - hold.rooms}
+        else:
+            values = {"sold": Night.sold - hold.rooms}
+        await session.execute(
+            update(Night)
+            .where(
+                Night.room_type_id == hold.room_type_id,
+                Night.date >= hold.check_in,
+                Night.date < hold.check_out,
+            )
+            .values(**values)
+            .execution_options(synchronize_session=False)
+        )
+        hold.status = to
+        hold.updated_at = now
+        return True
+
+    async def confirm(self, reservation_id: uuid.UUID) -> bool:
+        """Held rooms become sold. Raises ``HoldReleased`` when the hold is gone (fencing)."""
+        async with self._uow() as uow:
+            changed = await self.move(uow, reservation_id, to=SOLD)
+            await uow.commit()
+        return changed
+
+    async def release(self, reservation_id: uuid.UUID) -> bool:
+        """Give the rooms back (expired, failed or cancelled); idempotent."""
+        async with self._uow() as uow:
+            try:
+                changed = await self.move(uow, reservation_id, to=RELEASED)
+            except HoldReleased:
+                return False
+            await uow.commit()
+        return changed
+
+
+def _tombstone(reservation_id: uuid.UUID, now: datetime) -> Hold:
+    nowhere = date(1970, 1, 1)
+    return Hold(
+        reservation_id=reservation_id,
+        room_type_id=reservation_id,
+        lodging_id=reservation_id,
+        check_in=nowhere,
+        check_out=nowhere,
+        rooms=0,
+        status=RELEASED,
+        created_at=now,
+        updated_at=now,
+    )

@@ -1,0 +1,1 @@
+"""payment: payments for reservations through PortOne V2, webhooks, refunds, reconciliation."""

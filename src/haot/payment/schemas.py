@@ -1,0 +1,32 @@
+"""Shapes of the payment API."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from pydantic import BaseModel, ConfigDict
+
+from haot.payment.domain import PaymentStatus
+
+
+class PaymentRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: str
+    reservation_id: uuid.UUID
+    user_id: uuid.UUID
+    order_name: str
+    amount: int
+    currency: str
+    status: PaymentStatus
+    cancelled_amount: int
+    failure_reason: str | None
+    paid_at: datetime | None
+    created_at: datetime
+    updated_at: datetime
+
+
+class CreatedPayment(BaseModel):
+    payment_id: str
+    checkout_url: str

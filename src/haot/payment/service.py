@@ -1,0 +1,415 @@
+"""Payment use cases: create (pre-register), verify by re-querying the gateway, refund, reconcile.
+
+The gateway is the only source of truth about money: a browser redirect, a webhook and the
+reconciler all end in ``sync``, which re-queries PortOne and moves our record with a
+compare-and-set, so replays and races change state once.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+
+import structlog
+from prometheus_client import Counter
+
+from haot.payment import events
+from haot.payment.domain import PaymentStatus, Verdict, judge, status_after_refund
+from haot.payment.gateway import GatewayError, GatewayPayment, PaymentGateway
+from haot.payment.models import Payment, Refund, WebhookReceipt
+from haot.payment.repository import PaymentRepository
+from haot.payment.schemas import CreatedPayment, PaymentRead
+from haot.platform.auth import Principal
+from haot.platform.clock import utcnow
+from haot.platform.errors import NotFound
+from haot.platform.ids import new_id
+from haot.platform.uow import UnitOfWork, UnitOfWorkFactory
+from haot.platform.web import Page, PageParams
+
+log = structlog.get_logger(__name__)
+
+PAYMENTS = Counter("haot_payments_total", "Payment state changes", ["status"])
+DISCREPANCIES = Counter(
+    "haot_payment_discrepancies_total", "Payments whose gateway amount or currency did not match"
+)
+REFUNDS = Counter("haot_payment_refunds_total", "Refunds executed at the gateway", ["outcome"])
+
+
+class PaymentNotFound(NotFound):
+    code = "payment_not_found"
+    title = "Payment not found"
+
+
+def new_payment_id() -> str:
+    return f"pay_{new_id().hex}"
+
+
+class PaymentService:
+    def __init__(
+        self,
+        *,
+        uow: UnitOfWorkFactory,
+        gateway: PaymentGateway,
+        checkout_base: str,
+        return_url: str,
+    ) -> None:
+        self._uow = uow
+        self._gateway = gateway
+        self._checkout_base = checkout_base.rstrip("/")
+        self._return_url = return_url
+
+    def checkout_url(self, payment_id: str) -> str:
+        from urllib.parse import quote
+
+        return (
+            f"{self._checkout_base}/{payment_id}"
+            f"?return_url={quote(self._return_url.format(payment_id=payment_id), safe='')}"
+        )
+
+    async def create_payment(
+        self, *, reservation_id: uuid.UUID, user_id: uuid.UUID, amount: int, order_name: str
+    ) -> CreatedPayment:
+        """One payment per reservation (idempotent), amount pre-registered at the gateway so a
+        client cannot pay a different amount unnoticed."""
+        async with self._uow() as uow:
+            repo = PaymentRepository(uow.session)
+            payment = await repo.get_by_reservation(reservation_id)
+            if payment is None:
+                now = utcnow()
+                payment = Payment(
+                    id=new_payment_id(),
+                    reservation_id=reservation_id,
+                    user_id=user_id,
+                    order_name=order_name[:200],
+                    amount=amount,
+                    currency="KRW",
+                    status=PaymentStatus.READY.value,
+                    cancelled_amount=0,
+                    created_at=now,
+                    updated_at=now,
+                )
+                repo.add(payment)
+                await uow.commit()
+        await self._gateway.pre_register(payment.id, amount=payment.amount, currency="KRW")
+        return CreatedPayment(payment_id=payment.id, checkout_url=self.checkout_url(payment.id))
+
+    async def get_for(self, principal: Principal, payment_id: str) -> PaymentRead:
+        async with self._uow() as uow:
+            payment = await PaymentRepository(uow.session).get(payment_id)
+        if payment is None or not (principal.is_admin or payment.user_id == principal.user_id):
+            raise PaymentNotFound()
+        return PaymentRead.model_validate(payment)
+
+    async def list_payments(
+        self,
+        *,
+        user_id: uuid.UUID | None,
+        status: PaymentStatus | None,
+        reservation_id: uuid.UUID | None,
+        paging: PageParams,
+    ) -> Page[PaymentRead]:
+        async with self._uow() as uow:
+            rows, total = await PaymentRepository(uow.session).search(
+                user_id=user_id,
+                status=status.value if status else None,
+                reservation_id=reservation_id,
+                offset=paging.offset,
+                limit=paging.size,
+            )
+        return Page[PaymentRead](
+            items=[PaymentRead.model_validate(r) for r in rows],
+            page=paging.page,
+            size=paging.size,
+            total=total,
+        )
+
+    async def complete(self, principal: Principal, payment_id: str) -> PaymentRead:
+        """Browser-redirect completion: the client says "done", we ask the gateway."""
+        await self.get_for(principal, payment_id)
+        await self.sync(payment_id)
+        return await self.get_for(principal, payment_id)
+
+    async def handle_webhook(self, body: bytes, headers: dict[str, str]) -> bool:
+        """Verify, record once, re-query. True when this delivery was new."""
+        webhook = self._gateway.verify_webhook(body, headers)
+        async with self._uow() as uow:
+            repo = PaymentRepository(uow.session)
+            if await uow.session.get(WebhookReceipt, webhook.webhook_id) is not None:
+                return False
+            repo.add(
+                WebhookReceipt(
+                    webhook_id=webhook.webhook_id,
+                    type=webhook.type,
+                    payment_id=webhook.payment_id,
+                    received_at=utcnow(),
+                )
+            )
+            try:
+                await uow.commit()
+            except Exception:  # a concurrent duplicate won the insert
+                return False
+        if webhook.payment_id:
+            try:
+                await self.sync(webhook.payment_id)
+            except GatewayError:
+                # The delivery is acknowledged anyway; the reconciler re-queries READY payments.
+                log.warning("webhook_sync_failed", payment_id=webhook.payment_id)
+        return True
+
+    async def sync(self, payment_id: str) -> None:
+        """Bring our record in line with the gateway's."""
+        seen = await self._gateway.get_payment(payment_id)
+        async with self._uow() as uow:
+            repo = PaymentRepository(uow.session)
+            payment = await repo.get(payment_id, for_update=True)
+            if payment is None:
+                return
+            if seen is None:
+                return
+            await self._apply(uow, payment, seen)
+            await uow.commit()
+        await self.execute_refunds(payment_id=payment_id)
+
+    async def _apply(self, uow: UnitOfWork, payment: Payment, seen: GatewayPayment) -> None:
+        repo = PaymentRepository(uow.session)
+        now = utcnow()
+        reservation_id = str(payment.reservation_id)
+        if payment.status != PaymentStatus.READY.value:
+            # Money arrived for a payment we had given up on (expired, cancelled, declined):
+            # it must go back.
+            if seen.paid_amount > seen.cancelled_amount and payment.status in (
+                PaymentStatus.FAILED.value,
+                PaymentStatus.DISCREPANT.value,
+            ):
+                await self.request_refund(
+                    uow,
+                    payment,
+                    amount=seen.paid_amount - seen.cancelled_amount,
+                    key=f"late:{payment.id}",
+                    reason="payment arrived after the reservation was given up",
+                )
+            return
+        verdict = judge(payment.amount, payment.currency, seen)
+        if verdict is Verdict.WAIT:
+            return
+        if verdict is Verdict.PAID:
+            if await repo.transition(
+                payment.id,
+                from_status=PaymentStatus.READY.value,
+                to_status=PaymentStatus.PAID.value,
+                transaction_id=seen.transaction_id,
+                paid_at=seen.paid_at or now,
+                updated_at=now,
+            ):
+                PAYMENTS.labels("PAID").inc()
+                uow.emit(
+                    events.payment_event(
+                        events.PAYMENT_PAID,
+                        payment_id=payment.id,
+                        reservation_id=reservation_id,
+                        amount=payment.amount,
+                    )
+                )
+            return
+        if verdict is Verdict.FAILED:
+            if await repo.transition(
+                payment.id,
+                from_status=PaymentStatus.READY.value,
+                to_status=PaymentStatus.FAILED.value,
+                failure_reason=f"gateway status {seen.status.value}",
+                updated_at=now,
+            ):
+                PAYMENTS.labels("FAILED").inc()
+                uow.emit(
+                    events.payment_event(
+                        events.PAYMENT_FAILED,
+                        payment_id=payment.id,
+                        reservation_id=reservation_id,
+                        amount=payment.amount,
+                    )
+                )
+            return
+        if await repo.transition(
+            payment.id,
+            from_status=PaymentStatus.READY.value,
+            to_status=PaymentStatus.DISCREPANT.value,
+            failure_reason=(
+                f"gateway has {seen.total_amount} {seen.currency} (paid {seen.paid_amount}); "
+                f"expected {payment.amount} {payment.currency}"
+            ),
+            updated_at=now,
+        ):
+            DISCREPANCIES.inc()
+            PAYMENTS.labels("DISCREPANT").inc()
+            log.error("payment_discrepant", payment_id=payment.id, seen=seen.paid_amount)
+            uow.emit(
+                events.payment_event(
+                    events.PAYMENT_DISCREPANT,
+                    payment_id=payment.id,
+                    reservation_id=reservation_id,
+                    amount=payment.amount,
+                )
+            )
+            if seen.paid_amount > seen.cancelled_amount:
+                await self.request_refund(
+                    uow,
+                    payment,
+                    amount=seen.paid_amount - seen.cancelled_amount,
+                    key=f"discrepant:{payment.id}",
+                    reason="amount or currency did not match the reservation",
+                )
+
+    async def request_refund(
+        self,
+        uow: UnitOfWork,
+        payment: Payment,
+        *,
+        amount: int,
+        key: str,
+        reason: str,
+    ) -> bool:
+        """Record a refund to execute (inside the caller's transaction); once per ``key``."""
+        repo = PaymentRepository(uow.session)
+        if amount <= 0 or await repo.refund_by_key(key) is not None:
+            return False
+        now = utcnow()
+        repo.add(
+            Refund(
+                id=new_id(),
+                payment_id=payment.id,
+                key=key,
+                amount=amount,
+                reason=reason[:300],
+                status="PENDING",
+                created_at=now,
+                updated_at=now,
+            )
+        )
+        return True
+
+    async def execute_refunds(self, *, payment_id: str | None = None, limit: int = 50) -> int:
+        """Send PENDING refunds to the gateway. Safe to run from many workers and to re-run after
+        a crash: before each cancel the gateway is re-queried, and a refund it already shows is
+        only recorded; ``current_cancellable_amount`` makes a racing duplicate fail."""
+        done = 0
+        async with self._uow() as uow:
+            repo = PaymentRepository(uow.session)
+            pending = [
+                r
+                for r in await repo.pending_refunds(limit=limit)
+                if payment_id is None or r.payment_id == payment_id
+            ]
+            for refund in pending:
+                payment = await repo.get(refund.payment_id, for_update=True)
+                if payment is None:
+                    continue
+                try:
+                    await self._execute_one(uow, payment, refund)
+                    done += 1
+                except GatewayError as exc:
+                    REFUNDS.labels("error").inc()
+                    log.warning("refund_failed", payment_id=payment.id, error=exc.detail)
+            await uow.commit()
+        return done
+
+    async def _execute_one(self, uow: UnitOfWork, payment: Payment, refund: Refund) -> None:
+        seen = await self._gateway.get_payment(payment.id)
+        if seen is None:
+            raise GatewayError(f"gateway does not know payment {payment.id}")
+        now = utcnow()
+        recorded = payment.cancelled_amount
+        if seen.cancelled_amount >= recorded + refund.amount:
+            REFUNDS.labels("already_done").inc()
+        else:
+            cancellable = seen.paid_amount - seen.cancelled_amount
+            amount = min(refund.amount, cancellable)
+            if amount > 0:
+                cancellation = await self._gateway.cancel(
+                    payment.id,
+                    amount=amount,
+                    reason=refund.reason,
+                    current_cancellable_amount=cancellable,
+                )
+                refund.gateway_cancellation_id = cancellation.cancellation_id
+            REFUNDS.labels("done").inc()
+        refund.status = "DONE"
+        refund.updated_at = now
+        payment.cancelled_amount = recorded + refund.amount
+        if payment.status in (PaymentStatus.PAID.value, PaymentStatus.PARTIALLY_CANCELLED.value):
+            payment.status = status_after_refund(payment.amount, payment.cancelled_amount).value
+        payment.updated_at = now
+        uow.emit(
+            events.payment_event(
+                events.PAYMENT_REFUNDED,
+                payment_id=payment.id,
+                reservation_id=str(payment.reservation_id),
+                amount=payment.amount,
+                refunded=refund.amount,
+                key=refund.key,
+            )
+        )
+
+    async def void(self, uow: UnitOfWork, reservation_id: uuid.UUID, reason: str) -> None:
+        """The reservation was given up before payment: a READY payment will never confirm."""
+        repo = PaymentRepository(uow.session)
+        payment = await repo.get_by_reservation(reservation_id, for_update=True)
+        if payment is None:
+            return
+        if await repo.transition(
+            payment.id,
+            from_status=PaymentStatus.READY.value,
+            to_status=PaymentStatus.FAILED.value,
+            failure_reason=reason,
+            updated_at=utcnow(),
+        ):
+            # The guest may have paid in the same instant: ask the gateway once more, and a
+            # payment that did arrive is refunded by ``sync``.
+            payment_id = payment.id
+            uow.after_commit(lambda: self.sync(payment_id))
+
+    async def refund_reservation(
+        self, uow: UnitOfWork, reservation_id: uuid.UUID, *, amount: int, key: str, reason: str
+    ) -> None:
+        repo = PaymentRepository(uow.session)
+        payment = await repo.get_by_reservation(reservation_id, for_update=True)
+        if payment is None:
+            return
+        if payment.status == PaymentStatus.READY.value:
+            await self.void(uow, reservation_id, reason)
+            return
+        if await self.request_refund(uow, payment, amount=amount, key=key, reason=reason):
+            payment_id = payment.id
+            uow.after_commit(lambda: self.execute_refunds(payment_id=payment_id))
+
+    async def refund_payment_in_full(
+        self, uow: UnitOfWork, payment_id: str, *, key: str, reason: str
+    ) -> None:
+        """A payment the reservation would not take (it was already given up) goes back whole."""
+        payment = await PaymentRepository(uow.session).get(payment_id, for_update=True)
+        if payment is None:
+            return
+        if await self.request_refund(
+            uow, payment, amount=payment.amount - payment.cancelled_amount, key=key, reason=reason
+        ):
+            uow.after_commit(lambda: self.execute_refunds(payment_id=payment_id))
+
+    async def reconcile(
+        self, *, older_than: timedelta = timedelta(minutes=2), limit: int = 200
+    ) -> dict[str, int]:
+        """Heal missed webhooks: re-query READY payments older than ``older_than``; retry
+        pending refunds."""
+        async with self._uow() as uow:
+            ids = list(
+                await PaymentRepository(uow.session).stale_ready(
+                    older_than=utcnow() - older_than, limit=limit
+                )
+            )
+        synced = 0
+        for payment_id in ids:
+            try:
+                await self.sync(payment_id)
+                synced += 1
+            except GatewayError:
+                log.warning("reconcile_sync_failed", payment_id=payment_id)
+        refunds = await self.execute_refunds(limit=limit)
+        return {"checked": len(ids), "synced": synced, "refunds": refunds}

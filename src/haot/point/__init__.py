@@ -1,0 +1,1 @@
+"""point: the loyalty-point ledger of lots (earn, hold, spend, refund, expire)."""

@@ -1,0 +1,1 @@
+"""reservation: quotes, the booking saga, confirmation, expiry, cancellation and completion."""

@@ -1,0 +1,152 @@
+"""HTTP routes of the reservation context."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Header, status
+
+from haot.platform.domain_docs import problems
+from haot.platform.ids import parse_id
+from haot.platform.web import (
+    API_PREFIX,
+    AdminOnly,
+    CurrentUser,
+    HostOnly,
+    Page,
+    Paging,
+    PlatformDep,
+)
+from haot.reservation.domain import ReservationStatus
+from haot.reservation.schemas import (
+    CancelRequest,
+    QuoteRead,
+    ReservationCreated,
+    ReservationRead,
+    StayRequest,
+)
+from haot.reservation.service import ReservationNotFound, ReservationService
+
+router = APIRouter(prefix=API_PREFIX, tags=["reservation"])
+
+
+def reservation_service(platform: PlatformDep) -> ReservationService:
+    service: ReservationService = platform.services["reservation"]
+    return service
+
+
+Reservations = Annotated[ReservationService, Depends(reservation_service)]
+IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", max_length=255)]
+
+
+def _id(raw: str) -> uuid.UUID:
+    parsed = parse_id(raw)
+    if parsed is None:
+        raise ReservationNotFound()
+    return parsed
+
+
+@router.post(
+    "/reservations/quote", response_model=QuoteRead, responses=problems(401, 404, 409, 422)
+)
+async def quote(body: StayRequest, user: CurrentUser, reservations: Reservations) -> QuoteRead:
+    return await reservations.quote(user, body)
+
+
+@router.post(
+    "/reservations",
+    status_code=status.HTTP_201_CREATED,
+    response_model=ReservationCreated,
+    responses=problems(401, 404, 409, 422, 429),
+)
+async def create_reservation(
+    body: StayRequest,
+    user: CurrentUser,
+    reservations: Reservations,
+    idempotency_key: IdempotencyKey = None,
+) -> ReservationCreated:
+    return await reservations.create(user, body, idempotency_key=idempotency_key)
+
+
+@router.get("/reservations", response_model=Page[ReservationRead], responses=problems(401, 422))
+async def my_reservations(
+    user: CurrentUser,
+    reservations: Reservations,
+    paging: Paging,
+    status: ReservationStatus | None = None,
+) -> Page[ReservationRead]:
+    return await reservations.list(paging=paging, user_id=user.user_id, status=status)
+
+
+@router.get(
+    "/reservations/{reservation_id}", response_model=ReservationRead, responses=problems(401, 404)
+)
+async def read_reservation(
+    reservation_id: str, user: CurrentUser, reservations: Reservations
+) -> ReservationRead:
+    return await reservations.get_for(user, _id(reservation_id))
+
+
+@router.post(
+    "/reservations/{reservation_id}/cancel",
+    response_model=ReservationRead,
+    responses=problems(401, 404, 409, 422),
+)
+async def cancel_reservation(
+    reservation_id: str,
+    user: CurrentUser,
+    reservations: Reservations,
+    body: CancelRequest | None = None,
+) -> ReservationRead:
+    return await reservations.cancel(
+        user, _id(reservation_id), by_host=False, reason=body.reason if body else ""
+    )
+
+
+@router.get(
+    "/host/reservations", response_model=Page[ReservationRead], responses=problems(401, 403, 422)
+)
+async def host_reservations(
+    host: HostOnly,
+    reservations: Reservations,
+    paging: Paging,
+    status: ReservationStatus | None = None,
+    lodging_id: uuid.UUID | None = None,
+) -> Page[ReservationRead]:
+    return await reservations.list(
+        paging=paging, host_id=host.user_id, lodging_id=lodging_id, status=status
+    )
+
+
+@router.post(
+    "/host/reservations/{reservation_id}/cancel",
+    response_model=ReservationRead,
+    responses=problems(401, 403, 404, 409),
+)
+async def host_cancel(
+    reservation_id: str,
+    host: HostOnly,
+    reservations: Reservations,
+    body: CancelRequest | None = None,
+) -> ReservationRead:
+    return await reservations.cancel(
+        host, _id(reservation_id), by_host=True, reason=body.reason if body else ""
+    )
+
+
+@router.get(
+    "/admin/reservations", response_model=Page[ReservationRead], responses=problems(401, 403, 422)
+)
+async def all_reservations(
+    _: AdminOnly,
+    reservations: Reservations,
+    paging: Paging,
+    status: ReservationStatus | None = None,
+    user_id: uuid.UUID | None = None,
+    host_id: uuid.UUID | None = None,
+    lodging_id: uuid.UUID | None = None,
+) -> Page[ReservationRead]:
+    return await reservations.list(
+        paging=paging, user_id=user_id, host_id=host_id, lodging_id=lodging_id, status=status
+    )

@@ -1,0 +1,100 @@
+"""Named queries of the reservation context."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import date, datetime
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.elements import ColumnElement
+
+from haot.reservation.models import Reservation
+
+
+class ReservationRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    def add(self, reservation: Reservation) -> None:
+        self.session.add(reservation)
+
+    async def get(
+        self, reservation_id: uuid.UUID, *, for_update: bool = False
+    ) -> Reservation | None:
+        statement = select(Reservation).where(Reservation.id == reservation_id)
+        if for_update:
+            statement = statement.with_for_update()
+        return (await self.session.scalars(statement)).one_or_none()
+
+    async def get_by_idempotency_key(self, user_id: uuid.UUID, key: str) -> Reservation | None:
+        return (
+            await self.session.scalars(
+                select(Reservation).where(
+                    Reservation.user_id == user_id, Reservation.idempotency_key == key
+                )
+            )
+        ).one_or_none()
+
+    async def count_pending(self, user_id: uuid.UUID) -> int:
+        statement = select(func.count()).where(
+            Reservation.user_id == user_id, Reservation.status == "PENDING"
+        )
+        return int((await self.session.execute(statement)).scalar_one())
+
+    async def search(
+        self,
+        *,
+        user_id: uuid.UUID | None = None,
+        host_id: uuid.UUID | None = None,
+        lodging_id: uuid.UUID | None = None,
+        status: str | None = None,
+        offset: int,
+        limit: int,
+    ) -> tuple[Sequence[Reservation], int]:
+        conditions: list[ColumnElement[bool]] = []
+        if user_id is not None:
+            conditions.append(Reservation.user_id == user_id)
+        if host_id is not None:
+            conditions.append(Reservation.host_id == host_id)
+        if lodging_id is not None:
+            conditions.append(Reservation.lodging_id == lodging_id)
+        if status is not None:
+            conditions.append(Reservation.status == status)
+        total = (
+            await self.session.execute(
+                select(func.count()).select_from(Reservation).where(*conditions)
+            )
+        ).scalar_one()
+        rows = (
+            await self.session.scalars(
+                select(Reservation)
+                .where(*conditions)
+                .order_by(Reservation.created_at.desc(), Reservation.id.desc())
+                .offset(offset)
+                .limit(limit)
+            )
+        ).all()
+        return rows, int(total)
+
+    async def claim_expired(self, *, now: datetime, limit: int) -> Sequence[Reservation]:
+        """PENDING reservations past their expiry, locked; parallel workers take disjoint chunks."""
+        statement = (
+            select(Reservation)
+            .where(Reservation.status == "PENDING", Reservation.expires_at < now)
+            .order_by(Reservation.expires_at)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+        return (await self.session.scalars(statement)).all()
+
+    async def claim_finished_stays(self, *, today: date, limit: int) -> Sequence[Reservation]:
+        statement = (
+            select(Reservation)
+            .where(Reservation.status == "CONFIRMED", Reservation.check_out <= today)
+            .order_by(Reservation.check_out)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+        return (await self.session.scalars(statement)).all()

@@ -1,0 +1,440 @@
+"""Reservation use cases: quote, the booking saga, reads, cancellation.
+
+The saga runs in the request: record the reservation (PENDING, with an expiry), hold every night,
+reserve the coupon, hold points, create the payment. Any failure marks the reservation FAILED in
+one transaction with a ``reservation_failed`` event, from which every context undoes its own step;
+a crash mid-saga leaves a PENDING reservation that the expiry job gives up the same way. So a
+booking ends fully confirmed or fully compensated, never in between.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date, timedelta
+from typing import Any
+
+import structlog
+from prometheus_client import Counter
+
+from haot.lodging.client import LodgingClient, StayQuote
+from haot.lodging.domain import stay_problem
+from haot.lodging.errors import InvalidStay
+from haot.platform.auth import Principal
+from haot.platform.clock import seoul_today, utcnow
+from haot.platform.errors import Conflict, HaotError, InvalidInput, NotFound
+from haot.platform.events import Event
+from haot.platform.ids import new_id
+from haot.platform.uow import UnitOfWork, UnitOfWorkFactory
+from haot.platform.web import Page, PageParams
+from haot.reservation import events
+from haot.reservation.domain import (
+    RefundTier,
+    ReservationStatus,
+    can_move,
+    payable,
+    refund_amount,
+    refund_percent,
+)
+from haot.reservation.models import Reservation
+from haot.reservation.ports import CouponPort, InsufficientPoints, PaymentPort, PointPort
+from haot.reservation.repository import ReservationRepository
+from haot.reservation.schemas import (
+    NightPrice,
+    QuoteRead,
+    ReservationCreated,
+    ReservationRead,
+    StayRequest,
+)
+
+log = structlog.get_logger(__name__)
+
+RESERVATIONS = Counter("haot_reservations_total", "Reservation transitions", ["status"])
+
+
+class ReservationNotFound(NotFound):
+    code = "reservation_not_found"
+    title = "Reservation not found"
+
+
+class InvalidTransition(Conflict):
+    code = "invalid_state"
+    title = "The reservation is not in a state that allows this"
+
+
+class TooManyPending(Conflict):
+    code = "too_many_pending"
+    title = "Too many unpaid reservations; pay or cancel one first"
+
+
+class CancellationClosed(Conflict):
+    code = "cancellation_closed"
+    title = "The stay has started; it can no longer be cancelled"
+
+
+def reservation_read(r: Reservation) -> ReservationRead:
+    return ReservationRead(
+        id=r.id,
+        user_id=r.user_id,
+        lodging_id=r.lodging_id,
+        room_type_id=r.room_type_id,
+        lodging_name=r.lodging_name,
+        room_type_name=r.room_type_name,
+        check_in=r.check_in,
+        check_out=r.check_out,
+        guests=r.guests,
+        nights=[NightPrice(date=date.fromisoformat(n["date"]), price=n["price"]) for n in r.nights],
+        subtotal=r.subtotal,
+        coupon_discount=r.coupon_discount,
+        points_used=r.points_used,
+        amount=r.amount,
+        user_coupon_id=r.user_coupon_id,
+        status=ReservationStatus(r.status),
+        payment_id=r.payment_id,
+        checkout_url=r.checkout_url if r.status == ReservationStatus.PENDING.value else None,
+        expires_at=r.expires_at,
+        refund_amount=r.refund_amount,
+        failure_reason=r.failure_reason,
+        cancelled_by=r.cancelled_by,
+        created_at=r.created_at,
+        confirmed_at=r.confirmed_at,
+        cancelled_at=r.cancelled_at,
+        completed_at=r.completed_at,
+    )
+
+
+def reservation_event(kind: str, reservation: Reservation, **extra: Any) -> Event:
+    return Event(
+        type=kind,
+        aggregate_id=str(reservation.id),
+        payload={
+            "reservation_id": str(reservation.id),
+            "user_id": str(reservation.user_id),
+            "host_id": str(reservation.host_id),
+            "lodging_id": str(reservation.lodging_id),
+            "room_type_id": str(reservation.room_type_id),
+            "check_in": reservation.check_in.isoformat(),
+            "check_out": reservation.check_out.isoformat(),
+            "amount": reservation.amount,
+            "subtotal": reservation.subtotal,
+            "points_used": reservation.points_used,
+            "user_coupon_id": str(reservation.user_coupon_id)
+            if reservation.user_coupon_id
+            else None,
+            "payment_id": reservation.payment_id,
+            "status": reservation.status,
+            **extra,
+        },
+    )
+
+
+def move(
+    uow: UnitOfWork, reservation: Reservation, target: ReservationStatus, **extra: Any
+) -> None:
+    """Apply one state transition with its event, in the caller's unit of work."""
+    current = ReservationStatus(reservation.status)
+    if not can_move(current, target):
+        raise InvalidTransition(f"{current.value} → {target.value} is not allowed")
+    now = utcnow()
+    reservation.status = target.value
+    reservation.version += 1
+    reservation.updated_at = now
+    kind = {
+        ReservationStatus.CONFIRMED: events.RESERVATION_CONFIRMED,
+        ReservationStatus.EXPIRED: events.RESERVATION_EXPIRED,
+        ReservationStatus.FAILED: events.RESERVATION_FAILED,
+        ReservationStatus.CANCELLED: events.RESERVATION_CANCELLED,
+        ReservationStatus.COMPLETED: events.RESERVATION_COMPLETED,
+    }[target]
+    if target is ReservationStatus.CONFIRMED:
+        reservation.confirmed_at = now
+    elif target is ReservationStatus.CANCELLED:
+        reservation.cancelled_at = now
+    elif target is ReservationStatus.COMPLETED:
+        reservation.completed_at = now
+    RESERVATIONS.labels(target.value).inc()
+    uow.emit(reservation_event(kind, reservation, **extra))
+
+
+class ReservationService:
+    def __init__(
+        self,
+        *,
+        uow: UnitOfWorkFactory,
+        lodging: LodgingClient,
+        coupons: CouponPort,
+        points: PointPort,
+        payments: PaymentPort,
+        hold_ttl: timedelta,
+        max_pending_per_user: int,
+    ) -> None:
+        self._uow = uow
+        self._lodging = lodging
+        self._coupons = coupons
+        self._points = points
+        self._payments = payments
+        self._hold_ttl = hold_ttl
+        self._max_pending = max_pending_per_user
+
+    @staticmethod
+    def _check_dates(request: StayRequest) -> None:
+        if problem := stay_problem(request.check_in, request.check_out, today=seoul_today()):
+            raise InvalidStay(problem)
+
+    async def _discounts(
+        self, user_id: uuid.UUID, request: StayRequest, stay: StayQuote
+    ) -> tuple[int, int]:
+        discount = 0
+        if request.user_coupon_id is not None:
+            discount = await self._coupons.discount_for(
+                user_id=user_id,
+                user_coupon_id=request.user_coupon_id,
+                lodging_id=stay.lodging_id,
+                order_amount=stay.subtotal,
+            )
+        if request.points:
+            if request.points > stay.subtotal - discount:
+                raise InvalidInput("points cannot exceed the amount left after the coupon")
+            if request.points > await self._points.spendable(user_id=user_id):
+                raise InsufficientPoints()
+        return discount, request.points
+
+    async def quote(self, principal: Principal, request: StayRequest) -> QuoteRead:
+        self._check_dates(request)
+        stay = await self._lodging.quote(
+            request.room_type_id, request.check_in, request.check_out, request.guests
+        )
+        discount, points = await self._discounts(principal.user_id, request, stay)
+        return QuoteRead(
+            room_type_id=stay.room_type_id,
+            lodging_id=stay.lodging_id,
+            check_in=stay.check_in,
+            check_out=stay.check_out,
+            nights=[NightPrice(date=d, price=p) for d, p in stay.nights],
+            subtotal=stay.subtotal,
+            coupon_discount=discount,
+            points_used=points,
+            amount=payable(stay.subtotal, discount, points),
+        )
+
+    async def create(
+        self, principal: Principal, request: StayRequest, *, idempotency_key: str | None
+    ) -> ReservationCreated:
+        self._check_dates(request)
+        user_id = principal.user_id
+        if idempotency_key:
+            async with self._uow() as uow:
+                existing = await ReservationRepository(uow.session).get_by_idempotency_key(
+                    user_id, idempotency_key
+                )
+            if existing is not None:
+                return self._created(existing)
+        stay = await self._lodging.quote(
+            request.room_type_id, request.check_in, request.check_out, request.guests
+        )
+        await self._discounts(user_id, request, stay)
+        reservation = await self._record(principal, request, stay, idempotency_key)
+        try:
+            return await self._run_saga(reservation, request)
+        except HaotError as exc:
+            await self._fail(reservation.id, exc.detail)
+            raise
+        except Exception:
+            await self._fail(reservation.id, "internal error while booking")
+            raise
+
+    async def _record(
+        self,
+        principal: Principal,
+        request: StayRequest,
+        stay: StayQuote,
+        idempotency_key: str | None,
+    ) -> Reservation:
+        now = utcnow()
+        async with self._uow() as uow:
+            repo = ReservationRepository(uow.session)
+            if await repo.count_pending(principal.user_id) >= self._max_pending:
+                raise TooManyPending()
+            reservation = Reservation(
+                id=new_id(),
+                user_id=principal.user_id,
+                host_id=stay.host_id,
+                lodging_id=stay.lodging_id,
+                room_type_id=stay.room_type_id,
+                lodging_name=stay.lodging_name,
+                room_type_name=stay.room_type_name,
+                check_in=request.check_in,
+                check_out=request.check_out,
+                guests=request.guests,
+                nights=[{"date": d.isoformat(), "price": p} for d, p in stay.nights],
+                subtotal=stay.subtotal,
+                coupon_discount=0,
+                points_used=0,
+                amount=stay.subtotal,
+                user_coupon_id=request.user_coupon_id,
+                cancellation_policy=[
+                    {"days_before": t.days_before, "refund_percent": t.refund_percent}
+                    for t in stay.cancellation_policy
+                ],
+                status=ReservationStatus.PENDING.value,
+                version=1,
+                expires_at=now + self._hold_ttl,
+                idempotency_key=idempotency_key,
+                created_at=now,
+                updated_at=now,
+            )
+            repo.add(reservation)
+            await uow.commit()
+        return reservation
+
+    async def _run_saga(self, reservation: Reservation, request: StayRequest) -> ReservationCreated:
+        held = await self._lodging.hold(
+            reservation.id,
+            request.room_type_id,
+            request.check_in,
+            request.check_out,
+            request.guests,
+        )
+        discount = 0
+        if request.user_coupon_id is not None:
+            discount = await self._coupons.reserve(
+                user_id=reservation.user_id,
+                user_coupon_id=request.user_coupon_id,
+                reservation_id=reservation.id,
+                lodging_id=held.lodging_id,
+                order_amount=held.subtotal,
+            )
+        points = min(request.points, max(0, held.subtotal - discount))
+        if points:
+            await self._points.hold(
+                user_id=reservation.user_id, reservation_id=reservation.id, amount=points
+            )
+        amount = payable(held.subtotal, discount, points)
+        payment_id = checkout_url = None
+        if amount > 0:
+            payment_id, checkout_url = await self._payments.create_payment(
+                reservation_id=reservation.id,
+                user_id=reservation.user_id,
+                amount=amount,
+                order_name=f"{held.lodging_name} · {held.room_type_name}",
+            )
+        async with self._uow() as uow:
+            row = await ReservationRepository(uow.session).get(reservation.id, for_update=True)
+            if row is None or row.status != ReservationStatus.PENDING.value:
+                raise InvalidTransition("The reservation expired while it was being booked")
+            row.nights = [{"date": d.isoformat(), "price": p} for d, p in held.nights]
+            row.subtotal = held.subtotal
+            row.coupon_discount = discount
+            row.points_used = points
+            row.amount = amount
+            row.payment_id = payment_id
+            row.checkout_url = checkout_url
+            row.updated_at = utcnow()
+            if amount == 0:
+                move(uow, row, ReservationStatus.CONFIRMED)  # nothing to pay
+            await uow.commit()
+        return self._created(row)
+
+    @staticmethod
+    def _created(r: Reservation) -> ReservationCreated:
+        return ReservationCreated(
+            id=r.id,
+            status=ReservationStatus(r.status),
+            expires_at=r.expires_at,
+            amount=r.amount,
+            payment_id=r.payment_id,
+            checkout_url=r.checkout_url,
+        )
+
+    async def _fail(self, reservation_id: uuid.UUID, reason: str) -> None:
+        async with self._uow() as uow:
+            row = await ReservationRepository(uow.session).get(reservation_id, for_update=True)
+            if row is None or row.status != ReservationStatus.PENDING.value:
+                return
+            row.failure_reason = reason[:300]
+            move(uow, row, ReservationStatus.FAILED)
+            await uow.commit()
+
+    async def get_for(self, principal: Principal, reservation_id: uuid.UUID) -> ReservationRead:
+        async with self._uow() as uow:
+            row = await ReservationRepository(uow.session).get(reservation_id)
+        if row is None or not (
+            principal.is_admin
+            or row.user_id == principal.user_id
+            or row.host_id == principal.user_id
+        ):
+            raise ReservationNotFound()
+        return reservation_read(row)
+
+    async def list(
+        self,
+        *,
+        paging: PageParams,
+        user_id: uuid.UUID | None = None,
+        host_id: uuid.UUID | None = None,
+        lodging_id: uuid.UUID | None = None,
+        status: ReservationStatus | None = None,
+    ) -> Page[ReservationRead]:
+        async with self._uow() as uow:
+            rows, total = await ReservationRepository(uow.session).search(
+                user_id=user_id,
+                host_id=host_id,
+                lodging_id=lodging_id,
+                status=status.value if status else None,
+                offset=paging.offset,
+                limit=paging.size,
+            )
+        return Page[ReservationRead](
+            items=[reservation_read(r) for r in rows],
+            page=paging.page,
+            size=paging.size,
+            total=total,
+        )
+
+    async def cancel(
+        self, principal: Principal, reservation_id: uuid.UUID, *, by_host: bool, reason: str
+    ) -> ReservationRead:
+        """Guests get the lodging's policy refund; a host or admin cancellation refunds in full."""
+        today = seoul_today()
+        async with self._uow() as uow:
+            row = await ReservationRepository(uow.session).get(reservation_id, for_update=True)
+            allowed = row is not None and (
+                principal.is_admin
+                or (by_host and row.host_id == principal.user_id)
+                or (not by_host and row.user_id == principal.user_id)
+            )
+            if row is None or not allowed:
+                raise ReservationNotFound()
+            full_refund = by_host or principal.is_admin
+            status = ReservationStatus(row.status)
+            if status is ReservationStatus.PENDING:
+                percent = 0
+            elif status is ReservationStatus.CONFIRMED:
+                if row.check_out <= today or (not full_refund and row.check_in <= today):
+                    raise CancellationClosed()
+                percent = (
+                    100
+                    if full_refund
+                    else refund_percent(
+                        [RefundTier(**t) for t in row.cancellation_policy],
+                        today=today,
+                        check_in=row.check_in,
+                    )
+                )
+            else:
+                raise InvalidTransition(f"a {status.value} reservation cannot be cancelled")
+            row.refund_amount = refund_amount(row.amount, percent)
+            row.cancelled_by = "ADMIN" if principal.is_admin else "HOST" if by_host else "GUEST"
+            row.failure_reason = reason or None
+            move(
+                uow,
+                row,
+                ReservationStatus.CANCELLED,
+                refund_amount=row.refund_amount,
+                refund_percent=percent,
+                was_confirmed=status is ReservationStatus.CONFIRMED,
+                points_refund=row.points_used * percent // 100
+                if status is ReservationStatus.CONFIRMED
+                else row.points_used,
+            )
+            await uow.commit()
+        return reservation_read(row)

@@ -1,0 +1,189 @@
+"""Hot reads are cached and invalidated by every change; a search page runs a bounded number of
+SQL statements whatever the number of results."""
+
+from __future__ import annotations
+
+import httpx
+
+from tests.lodging.factories import (
+    API,
+    Actor,
+    assert_problem,
+    count_statements,
+    create_listing,
+    create_room_type,
+    day,
+    ids,
+    install_statement_counter,
+    month,
+    put_calendar,
+    search_ok,
+)
+
+
+async def test_price_change_is_visible_on_the_next_search(
+    app_client: httpx.AsyncClient, host: Actor
+) -> None:
+    listing = await create_listing(app_client, host, price=100_000)
+    stay = {"check_in": day(5), "check_out": day(7), "guests": 2}
+
+    first = await search_ok(app_client, **stay)
+    assert first["items"][0]["total_price"] == 200_000
+    assert (await search_ok(app_client, **stay))["items"][0]["total_price"] == 200_000  # cached
+    undated = await search_ok(app_client)
+    assert undated["items"][0]["min_night_price"] == 100_000
+
+    changed = await put_calendar(
+        app_client, host, listing.room_type_id, day(6), day(7), price=130_000
+    )
+    assert changed.status_code == 200, changed.text
+
+    again = await search_ok(app_client, **stay)
+    assert again["items"][0]["total_price"] == 230_000
+    assert again["items"][0]["nights"][1] == {"date": day(6).isoformat(), "price": 130_000}
+
+    lowered = await put_calendar(
+        app_client, host, listing.room_type_id, day(1), day(41), price=90_000
+    )
+    assert lowered.status_code == 200
+    assert (await search_ok(app_client))["items"][0]["min_night_price"] == 90_000
+
+
+async def test_closing_a_night_is_visible_on_the_next_search_and_calendar(
+    app_client: httpx.AsyncClient, host: Actor
+) -> None:
+    listing = await create_listing(app_client, host)
+    stay = {"check_in": day(5), "check_out": day(8), "guests": 2}
+    assert ids(await search_ok(app_client, **stay)) == [listing.id]
+    calendar_url = f"{API}/lodgings/{listing.id}/calendar"
+    before = (await app_client.get(calendar_url, params={"month": month(day(6))})).json()
+    night = next(d for d in before["room_types"][0]["days"] if d["date"] == day(6).isoformat())
+    assert night["closed"] is False
+
+    closed = await put_calendar(app_client, host, listing.room_type_id, day(6), day(7), closed=True)
+    assert closed.status_code == 200
+
+    assert (await search_ok(app_client, **stay))["items"] == []
+    after = (await app_client.get(calendar_url, params={"month": month(day(6))})).json()
+    night = next(d for d in after["room_types"][0]["days"] if d["date"] == day(6).isoformat())
+    assert night["closed"] is True
+
+    reopened = await put_calendar(
+        app_client, host, listing.room_type_id, day(6), day(7), closed=False
+    )
+    assert reopened.status_code == 200
+    assert ids(await search_ok(app_client, **stay)) == [listing.id]
+
+
+async def test_lodging_changes_are_visible_on_the_next_detail_and_search(
+    app_client: httpx.AsyncClient, host: Actor
+) -> None:
+    listing = await create_listing(app_client, host, name="Before")
+    detail_url = f"{API}/lodgings/{listing.id}"
+    assert (await app_client.get(detail_url)).json()["name"] == "Before"
+    assert (await search_ok(app_client, region="Seoul"))["items"][0]["name"] == "Before"
+    assert ids(await search_ok(app_client, amenities="wifi")) == [listing.id]
+
+    patched = await app_client.patch(
+        f"{API}/host/lodgings/{listing.id}",
+        json={"name": "After", "region": {"city": "Busan", "district": "Suyeong"}, "amenities": []},
+        headers=host.headers,
+    )
+    assert patched.status_code == 200, patched.text
+
+    assert (await app_client.get(detail_url)).json()["name"] == "After"
+    assert (await search_ok(app_client, region="Seoul"))["items"] == []
+    assert (await search_ok(app_client, region="Busan"))["items"][0]["name"] == "After"
+    assert (await search_ok(app_client, amenities="wifi"))["items"] == []
+
+    room_type = await create_room_type(app_client, host, listing.id, name="Annex")
+    names = [rt["name"] for rt in (await app_client.get(detail_url)).json()["room_types"]]
+    assert "Annex" in names
+    renamed = await app_client.patch(
+        f"{API}/host/room-types/{room_type['id']}", json={"name": "Annex 2"}, headers=host.headers
+    )
+    assert renamed.status_code == 200
+    names = [rt["name"] for rt in (await app_client.get(detail_url)).json()["room_types"]]
+    assert "Annex 2" in names
+
+    deleted = await app_client.delete(f"{API}/host/lodgings/{listing.id}", headers=host.headers)
+    assert deleted.status_code == 204
+    assert_problem(await app_client.get(detail_url), 404, "lodging_not_found")
+    assert (await search_ok(app_client, region="Busan"))["items"] == []
+
+
+async def test_capacity_change_is_visible_on_the_next_search(
+    app_client: httpx.AsyncClient, host: Actor
+) -> None:
+    listing = await create_listing(app_client, host, capacity=2)
+    stay = {"check_in": day(5), "check_out": day(7), "guests": 3}
+    assert (await search_ok(app_client, **stay))["items"] == []
+    patched = await app_client.patch(
+        f"{API}/host/room-types/{listing.room_type_id}", json={"capacity": 3}, headers=host.headers
+    )
+    assert patched.status_code == 200
+    assert ids(await search_ok(app_client, **stay)) == [listing.id]
+
+
+async def test_search_page_runs_a_bounded_number_of_statements(
+    app_client: httpx.AsyncClient, host: Actor
+) -> None:
+    seoul = [
+        await create_listing(app_client, host, name=f"Seoul {i}", price=100_000 + i * 1000)
+        for i in range(20)
+    ]
+    busan = [
+        await create_listing(
+            app_client,
+            host,
+            name=f"Busan {i}",
+            region={"city": "Busan", "district": "Haeundae"},
+            price=90_000,
+        )
+        for i in range(5)
+    ]
+    # A second room type on some lodgings, so per-room-type work would show too.
+    for listing in seoul[:5]:
+        extra = await create_room_type(app_client, host, listing.id, name="Extra")
+        await put_calendar(app_client, host, extra["id"], day(1), day(20), price=500_000)
+    install_statement_counter(app_client)
+    stay = {"check_in": day(3), "check_out": day(10), "guests": 2, "size": 20}
+
+    with count_statements() as big:
+        dated = await search_ok(app_client, region="Seoul", sort="price", **stay)
+    assert len(dated["items"]) == 20
+    assert all(len(item["nights"]) == 7 for item in dated["items"])
+    assert all(item["total_price"] == 7 * item["nights"][0]["price"] for item in dated["items"])
+    with count_statements() as small:
+        other = await search_ok(app_client, region="Busan", sort="price", **stay)
+    assert len(other["items"]) == 5
+
+    assert len(big) >= 1, "the counter saw nothing: is the search reading the lodging database?"
+    assert len(big) <= 5, big
+    assert len(big) == len(small), (big, small)
+
+    # Undated search pages are bounded as well.
+    with count_statements() as undated:
+        undated_page = await search_ok(app_client, region="Seoul", size=20)
+    assert len(undated_page["items"]) == 20
+    assert 1 <= len(undated) <= 5, undated
+
+    # The same query again is answered from the cache.
+    with count_statements() as cached:
+        again = await search_ok(app_client, region="Seoul", sort="price", **stay)
+    assert ids(again) == ids(dated)
+    assert ids(dated) == [s.id for s in seoul]  # cheapest first
+    assert cached == [], cached
+    assert {s.id for s in busan} == set(ids(other))
+
+
+async def test_detail_reads_are_cached(app_client: httpx.AsyncClient, host: Actor) -> None:
+    listing = await create_listing(app_client, host)
+    install_statement_counter(app_client)
+    url = f"{API}/lodgings/{listing.id}"
+    with count_statements() as first:
+        assert (await app_client.get(url)).status_code == 200
+    with count_statements() as second:
+        assert (await app_client.get(url)).status_code == 200
+    assert 1 <= len(first) <= 3, first
+    assert second == [], second
