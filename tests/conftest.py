@@ -40,7 +40,7 @@ def make_settings(database_url: str, **overrides: Any) -> Settings:
     values: dict[str, Any] = {
         "env": "test",
         "database_url": database_url,
-        "redis_url": REDIS_URL,
+        "redis_url": _redis["url"],
         "jwt_secret": TEST_JWT_SECRET,
         "log_json": True,
         "log_level": "WARNING",
@@ -83,10 +83,53 @@ def sqlite_url(tmp_path_factory: pytest.TempPathFactory) -> str:
     return url
 
 
+# The Redis database this test session owns (see ``_own_redis_database``).
+_redis: dict[str, str] = {"url": REDIS_URL}
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _own_redis_database() -> Iterator[None]:
+    """Claim a Redis database number no other concurrent test session uses (tests flush their
+    database; two sessions sharing one would flush each other's state mid-test)."""
+    base, _, default_db = REDIS_URL.rpartition("/")
+    token = uuid.uuid4().hex
+
+    async def claim() -> str | None:
+        client = aioredis.Redis.from_url(f"{base}/0", socket_connect_timeout=2)
+        try:
+            for number in [int(default_db), *range(1, 16)]:
+                if await client.set(f"haot:test-session:db{number}", token, nx=True, ex=3 * 3600):
+                    return f"{base}/{number}"
+            return None
+        finally:
+            await client.aclose()
+
+    async def release(url: str) -> None:
+        client = aioredis.Redis.from_url(f"{base}/0", socket_connect_timeout=2)
+        try:
+            key = f"haot:test-session:db{url.rpartition('/')[2]}"
+            if (await client.get(key)) == token.encode():
+                await client.delete(key)
+        finally:
+            await client.aclose()
+
+    try:
+        claimed = in_thread(asyncio.run, claim())
+    except Exception:
+        claimed = None  # Redis absent: tests that need it say so through ``redis_available``
+    if claimed:
+        _redis["url"] = claimed
+    yield
+    if claimed:
+        in_thread(asyncio.run, release(claimed))
+
+
 @pytest.fixture(scope="session")
 def redis_available() -> str:
+    url = _redis["url"]
+
     async def ping() -> None:
-        client = aioredis.Redis.from_url(REDIS_URL, socket_connect_timeout=2)
+        client = aioredis.Redis.from_url(url, socket_connect_timeout=2)
         try:
             await client.ping()
         finally:
@@ -95,8 +138,8 @@ def redis_available() -> str:
     try:
         in_thread(asyncio.run, ping())
     except Exception as exc:
-        unavailable("Redis", f"{REDIS_URL}: {exc}")
-    return REDIS_URL
+        unavailable("Redis", f"{url}: {exc}")
+    return url
 
 
 async def _truncate(url: str) -> None:

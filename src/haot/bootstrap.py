@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime, timedelta
 
 from fastapi import APIRouter
@@ -26,6 +27,8 @@ def build_platform(
         _wire_lodging(platform)
     if "point" in contexts:
         _wire_point(platform)
+    if "coupon" in contexts:
+        _wire_coupon(platform)
     if "payment" in contexts:
         _wire_payment(platform, gateway)
     if "reservation" in contexts:
@@ -92,6 +95,47 @@ def _wire_payment(platform: Platform, gateway: PaymentGateway | None) -> None:
     platform.services["payment.client"] = InProcessPaymentClient(service)
     platform.register_consumer(payment_consumer(uow, service))
     platform.on_stop(gateway.aclose)
+
+
+def _wire_coupon(platform: Platform) -> None:
+    import os
+    import socket
+
+    from haot.coupon.client import InProcessCouponClient
+    from haot.coupon.drops import Drops
+    from haot.coupon.handlers import coupon_consumer
+    from haot.coupon.issuance import Issuance
+    from haot.coupon.service import CouponService
+
+    settings = platform.settings
+    uow = platform.uow_factory("coupon")
+    drops = Drops(platform.redis, claims_per_second=settings.coupon_claims_per_second)
+    service = CouponService(uow=uow, drops=drops)
+    issuance = Issuance(
+        uow=uow,
+        drops=drops,
+        redis=platform.redis,
+        worker_name=f"{socket.gethostname()}-{os.getpid()}",
+    )
+    platform.services["coupon"] = service
+    platform.services["coupon.issuance"] = issuance
+    platform.services["coupon.client"] = InProcessCouponClient(service)
+    platform.register_consumer(coupon_consumer(uow, service))
+    platform.register_consumer(issuance.consumer())
+    transport = platform.transport
+
+    async def pump(stop: asyncio.Event) -> None:
+        await issuance.pump(transport, stop)
+
+    platform.add_background("coupon-claim-pump", pump)
+    platform.on_stop(issuance.aclose)
+
+    async def reconcile_coupons(as_of: datetime, dry_run: bool) -> dict[str, int]:
+        result = await issuance.reconcile(as_of)
+        result["expired_coupons"] = await service.expire_coupons(as_of)
+        return result
+
+    platform.jobs.register("reconcile-coupons", reconcile_coupons, every_seconds=30)
 
 
 def _wire_point(platform: Platform) -> None:
@@ -171,6 +215,10 @@ def api_routers(contexts: tuple[str, ...]) -> list[APIRouter]:
         from haot.lodging.api import router as lodging_router
 
         routers.append(lodging_router)
+    if "coupon" in contexts:
+        from haot.coupon.api import router as coupon_router
+
+        routers.append(coupon_router)
     if "point" in contexts:
         from haot.point.api import router as point_router
 

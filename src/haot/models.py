@@ -3,6 +3,7 @@ models)."""
 
 from __future__ import annotations
 
+import haot.coupon.models
 import haot.identity.models
 import haot.lodging.models
 import haot.payment.models

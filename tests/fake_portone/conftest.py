@@ -15,6 +15,7 @@ import pytest
 import uvicorn
 from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
+from portone_server_sdk import PaymentClient, PortOneClient
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
@@ -96,7 +97,9 @@ class Harness:
         await self.gateway.pre_register(payment_id, amount=amount)
 
     async def approve(self, payment_id: str, **fields: str) -> httpx.Response:
-        response = await self.client.post(f"/fake-portone/checkout/{payment_id}/approve", data=fields)
+        response = await self.client.post(
+            f"/fake-portone/checkout/{payment_id}/approve", data=fields
+        )
         assert response.status_code == 303, response.text
         return response
 
@@ -132,15 +135,35 @@ def receiver() -> Receiver:
     return Receiver()
 
 
+class SwitchTransport(httpx.AsyncBaseTransport):
+    """Lets one adapter (costly to build: see ``sdk_client``) talk to each test's app."""
+
+    target: httpx.AsyncBaseTransport | None = None
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        assert self.target is not None
+        return await self.target.handle_async_request(request)
+
+
+@pytest.fixture(scope="session")
+async def shared_gateway() -> AsyncIterator[tuple[PortOneGateway, SwitchTransport]]:
+    switch = SwitchTransport()
+    gateway = PortOneGateway(
+        api_secret=API_SECRET, base_url=FAKE_BASE, webhook_secret=WEBHOOK_SECRET, transport=switch
+    )
+    yield gateway, switch
+    await gateway.aclose()
+
+
 @pytest.fixture
 async def make_harness(
-    receiver: Receiver,
+    receiver: Receiver, shared_gateway: tuple[PortOneGateway, SwitchTransport]
 ) -> AsyncIterator[Callable[[Settings], Any]]:
     """Start ``create_app(settings)`` with the fake mounted; webhooks go to ``receiver``."""
     stack: list[tuple[LifespanManager, list[Any]]] = []
 
     async def start(settings: Settings) -> Harness:
-        app = create_app(settings)
+        app = create_app(settings, run_workers=False)  # the fake needs no relays or jobs
         manager = LifespanManager(app)
         await manager.__aenter__()
         client = httpx.AsyncClient(transport=httpx.ASGITransport(app=manager.app), base_url=BASE)
@@ -150,13 +173,9 @@ async def make_harness(
         )
         fake.sender.backoff = 0.01
         fake.sender.attempts = 5
-        gateway = PortOneGateway(
-            api_secret=API_SECRET,
-            base_url=FAKE_BASE,
-            webhook_secret=WEBHOOK_SECRET,
-            transport=httpx.ASGITransport(app=manager.app),
-        )
-        stack.append((manager, [client, fake.sender.http_client, gateway]))
+        gateway, switch = shared_gateway
+        switch.target = httpx.ASGITransport(app=manager.app)
+        stack.append((manager, [client, fake.sender.http_client]))
         return Harness(app, client, fake, gateway, receiver, settings)
 
     yield start
@@ -167,11 +186,20 @@ async def make_harness(
 
 
 @pytest.fixture
-async def harness(
-    portone_settings: Settings, make_harness: Callable[[Settings], Any]
-) -> Harness:
+async def harness(portone_settings: Settings, make_harness: Callable[[Settings], Any]) -> Harness:
     result: Harness = await make_harness(portone_settings)
     return result
+
+
+_sdk_clients: dict[tuple[str, str], Any] = {}
+
+
+def sdk_client(kind: type[Any], base_url: str) -> Any:
+    """The SDK's clients build a dozen httpx clients each (~0.5 s): build one per kind and URL."""
+    key = (kind.__name__, base_url)
+    if key not in _sdk_clients:
+        _sdk_clients[key] = kind(secret=API_SECRET, base_url=base_url)
+    return _sdk_clients[key]
 
 
 @dataclass
@@ -183,33 +211,52 @@ class LiveServer:
     def fake_base(self) -> str:
         return f"{self.url}/fake-portone"
 
+    @property
+    def payment(self) -> PaymentClient:
+        client: PaymentClient = sdk_client(PaymentClient, self.fake_base)
+        return client
+
+    @property
+    def portone(self) -> PortOneClient:
+        client: PortOneClient = sdk_client(PortOneClient, self.fake_base)
+        return client
+
+
+@pytest.fixture(scope="session")
+def live_port() -> int:
+    return free_port()
+
 
 @pytest.fixture
-async def live(portone_settings: Settings, receiver: Receiver) -> AsyncIterator[LiveServer]:
+async def live(
+    portone_settings: Settings, receiver: Receiver, live_port: int
+) -> AsyncIterator[LiveServer]:
     """The app on a real socket (uvicorn), so the official SDK runs exactly as shipped."""
-    port = free_port()
-    settings = portone_settings.model_copy(update={"public_base_url": f"http://127.0.0.1:{port}"})
-    app = create_app(settings)
+    settings = portone_settings.model_copy(
+        update={"public_base_url": f"http://127.0.0.1:{live_port}"}
+    )
+    app = create_app(settings, run_workers=False)
     fake: FakePortOne = app.state.fake_portone
-    fake.sender.http_client = httpx.AsyncClient(transport=httpx.ASGITransport(app=receiver.app))
+    receiver_client = httpx.AsyncClient(transport=httpx.ASGITransport(app=receiver.app))
+    fake.sender.http_client = receiver_client
     fake.sender.backoff = 0.01
     server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+        uvicorn.Config(app, host="127.0.0.1", port=live_port, log_level="warning", lifespan="on")
     )
     task = asyncio.create_task(server.serve())
-    for _ in range(200):
-        if server.started:
+    for _ in range(500):
+        if server.started or task.done():
             break
-        if task.done():
-            task.result()
         await asyncio.sleep(0.01)
+    if task.done():
+        task.result()
     assert server.started, "uvicorn did not start"
     try:
-        yield LiveServer(f"http://127.0.0.1:{port}", fake)
+        yield LiveServer(f"http://127.0.0.1:{live_port}", fake)
     finally:
         server.should_exit = True
         await task
-        await fake.sender.http_client.aclose()
+        await receiver_client.aclose()
 
 
 def roundtrip(raw: dict[str, Any], deserialize: Any, serialize: Any) -> Any:

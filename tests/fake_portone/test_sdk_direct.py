@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
-from portone_server_sdk import PaymentClient, PortOneClient
+from portone_server_sdk import PaymentClient
 from portone_server_sdk._generated.payment.cancel_payment_response import (
     _deserialize_cancel_payment_response,
     _serialize_cancel_payment_response,
@@ -63,7 +63,7 @@ async def approve(live: LiveServer, payment_id: str) -> None:
 
 
 async def test_payment_lifecycle_through_the_official_sdk(live: LiveServer) -> None:
-    sdk = PortOneClient(secret=API_SECRET, base_url=live.fake_base).payment
+    sdk = live.portone.payment
 
     await sdk.pre_register_payment_async(payment_id="pay-life", total_amount=50_000, currency="KRW")
     ready = await sdk.get_payment_async(payment_id="pay-life")
@@ -121,7 +121,7 @@ async def test_payment_lifecycle_through_the_official_sdk(live: LiveServer) -> N
 
 
 async def test_cancel_answer_deserializes_exactly(live: LiveServer) -> None:
-    sdk = PaymentClient(secret=API_SECRET, base_url=live.fake_base)
+    sdk = live.payment
     await sdk.pre_register_payment_async(payment_id="pay-raw-cancel", total_amount=9_000)
     await approve(live, "pay-raw-cancel")
     async with httpx.AsyncClient() as client:
@@ -138,7 +138,7 @@ async def test_cancel_answer_deserializes_exactly(live: LiveServer) -> None:
 
 
 async def test_declined_payment_reads_as_failed(live: LiveServer) -> None:
-    sdk = PaymentClient(secret=API_SECRET, base_url=live.fake_base)
+    sdk = live.payment
     await sdk.pre_register_payment_async(payment_id="pay-declined", total_amount=7_000)
     async with httpx.AsyncClient() as client:
         response = await client.post(f"{live.fake_base}/checkout/pay-declined/decline")
@@ -152,7 +152,7 @@ async def test_declined_payment_reads_as_failed(live: LiveServer) -> None:
 
 
 async def test_errors_arrive_as_the_sdk_error_types(live: LiveServer) -> None:
-    sdk = PaymentClient(secret=API_SECRET, base_url=live.fake_base)
+    sdk = live.payment
     with pytest.raises(PaymentNotFoundError):
         await sdk.get_payment_async(payment_id="pay-unknown")
     with pytest.raises(PaymentNotFoundError):
@@ -178,14 +178,21 @@ async def test_errors_arrive_as_the_sdk_error_types(live: LiveServer) -> None:
     other_store = PaymentClient(secret=API_SECRET, base_url=live.fake_base, store_id="store-other")
     with pytest.raises(ForbiddenError):
         await other_store.get_payment_async(payment_id="pay-twice")
-    own_store = PaymentClient(secret=API_SECRET, base_url=live.fake_base, store_id=FAKE_STORE_ID)
-    assert isinstance(await own_store.get_payment_async(payment_id="pay-twice"), PaidPayment)
+    async with httpx.AsyncClient() as client:
+        own_store = await client.get(
+            f"{live.fake_base}/payments/pay-twice",
+            params={"storeId": FAKE_STORE_ID},
+            headers=auth(),
+        )
+    assert own_store.status_code == 200
+    assert own_store.json()["storeId"] == FAKE_STORE_ID
 
 
 async def test_login_via_api_secret_gives_a_usable_bearer_token(live: LiveServer) -> None:
-    client = PortOneClient(secret=API_SECRET, base_url=live.fake_base)
+    client = live.portone
     tokens = await client.auth.login_via_api_secret_async(api_secret=API_SECRET)
-    assert tokens.access_token and tokens.refresh_token
+    assert tokens.access_token
+    assert tokens.refresh_token
     await client.payment.pre_register_payment_async(payment_id="pay-bearer", total_amount=2_000)
     async with httpx.AsyncClient() as http:
         ok = await http.get(
@@ -204,7 +211,7 @@ async def test_login_via_api_secret_gives_a_usable_bearer_token(live: LiveServer
 
 
 async def test_list_by_cursor_pages_in_creation_order(live: LiveServer) -> None:
-    sdk = PaymentClient(secret=API_SECRET, base_url=live.fake_base)
+    sdk = live.payment
     before = datetime.now(UTC)
     ids = [f"pay-list-{i}" for i in range(5)]
     for payment_id in ids:

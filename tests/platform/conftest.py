@@ -16,6 +16,7 @@ from asgi_lifespan import LifespanManager
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
+from sqlalchemy import text
 
 from haot.app import create_app
 from haot.platform.auth import Role
@@ -25,8 +26,11 @@ from haot.platform.web import CurrentUser
 
 SECRET_IN_EXCEPTION = "db-password=hunter2-do-not-leak"
 
+# For mechanics that never reach the database: run them on one backend, not both.
+one_backend = pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
 
-class Teapot(HaotError):  # noqa: N818
+
+class Teapot(HaotError):
     status = 418
     code = "teapot_refused"
     title = "I refuse to brew coffee"
@@ -100,6 +104,19 @@ async def teapot() -> None:
 @router.get("/crash")
 async def crash() -> None:
     raise RuntimeError(SECRET_IN_EXCEPTION)
+
+
+@router.get("/sql")
+async def run_sql(request: Request, statement: str, value: str = "") -> dict[str, str]:
+    """Runs one of a few fixed statements: database errors as a route meets them."""
+    statements = {
+        "missing_table": "SELECT * FROM no_such_table_here",
+        "cast": "SELECT CAST(:value AS INTEGER)",
+    }
+    sessions = request.app.state.platform.databases.sessions_for("platform")
+    async with sessions() as session:
+        result = await session.execute(text(statements[statement]), {"value": value})
+        return {"result": str(result.scalar())}
 
 
 @router.get("/things/{thing_id}")

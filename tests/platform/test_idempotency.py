@@ -8,7 +8,6 @@ from datetime import timedelta
 
 import httpx
 import jwt
-import pytest
 from fastapi import FastAPI
 from prometheus_client import REGISTRY
 from sqlalchemy import func, select, update
@@ -203,17 +202,18 @@ async def test_retryable_client_errors_are_not_stored(
     assert probe.calls == 3
 
 
-@pytest.mark.parametrize(
-    "raw",
-    [b"", b"x" * 256, "ключ".encode(), b"has space", b"tab\there", "caf\u00e9".encode("latin-1")],
-    ids=["empty", "too-long", "non-ascii-utf8", "space", "tab", "latin1"],
-)
-async def test_invalid_keys_are_422(
-    probe_client: httpx.AsyncClient, probe: Probe, raw: bytes
-) -> None:
-    response = await probe_client.post(URL, json={"name": "a"}, headers=[(b"Idempotency-Key", raw)])
-    assert_problem(response, 422, "invalid_idempotency_key")
+INVALID_KEYS = [b"", b"x" * 256, "ключ".encode(), b"has space", b"tab\there", b"caf\xe9"]
+
+
+async def test_invalid_keys_are_422(probe_client: httpx.AsyncClient, probe: Probe) -> None:
+    for raw in INVALID_KEYS:
+        response = await probe_client.post(
+            URL, json={"name": "a"}, headers=[(b"Idempotency-Key", raw)]
+        )
+        assert_problem(response, 422, "invalid_idempotency_key")
     assert probe.calls == 0
+    # Reads are never keyed: a GET with a junk key is simply served.
+    assert (await probe_client.get("/healthz", headers={"Idempotency-Key": ""})).status_code == 200
 
 
 async def test_longest_valid_key_is_accepted(probe_client: httpx.AsyncClient, probe: Probe) -> None:

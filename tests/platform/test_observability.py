@@ -15,7 +15,7 @@ from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
 
 from haot.platform.observability import configure_logging
-from tests.platform.conftest import SECRET_IN_EXCEPTION, ClientFactory
+from tests.platform.conftest import SECRET_IN_EXCEPTION, ClientFactory, one_backend
 
 SIGNUP = "/api/v1/auth/signup"
 LOGIN = "/api/v1/auth/login"
@@ -38,6 +38,7 @@ async def scrape(client: httpx.AsyncClient) -> dict[tuple[str, tuple[tuple[str, 
     return samples
 
 
+@one_backend
 async def test_metrics_use_route_templates_never_raw_paths(
     probe_client: httpx.AsyncClient,
 ) -> None:
@@ -75,12 +76,14 @@ async def test_metrics_use_route_templates_never_raw_paths(
     assert ("haot_http_requests_in_flight", ()) in samples
 
 
+@one_backend
 async def test_server_errors_are_counted_as_500(probe_client: httpx.AsyncClient) -> None:
     before = requests_total("GET", "/probe/crash", 500)
     assert (await probe_client.get("/probe/crash")).status_code == 500
     assert requests_total("GET", "/probe/crash", 500) - before == 1
 
 
+@one_backend
 async def test_request_id_is_generated_or_echoed(probe_client: httpx.AsyncClient) -> None:
     first = await probe_client.get("/healthz")
     second = await probe_client.get("/healthz")
@@ -105,6 +108,7 @@ async def test_request_id_is_generated_or_echoed(probe_client: httpx.AsyncClient
         assert re.fullmatch(r"[0-9a-f]{32}", response.headers["x-request-id"]), junk
 
 
+@one_backend
 async def test_idempotent_replays_carry_their_own_request_id(
     probe_client: httpx.AsyncClient,
 ) -> None:

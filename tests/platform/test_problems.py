@@ -9,12 +9,18 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.platform.conftest import SECRET_IN_EXCEPTION, ClientFactory, assert_problem
+from tests.platform.conftest import (
+    SECRET_IN_EXCEPTION,
+    ClientFactory,
+    assert_problem,
+    one_backend,
+)
 
 SIGNUP = "/api/v1/auth/signup"
 LOGIN = "/api/v1/auth/login"
 
 
+@one_backend
 async def test_unknown_route_is_404_problem(probe_client: httpx.AsyncClient) -> None:
     response = await probe_client.get("/api/v1/no/such/thing")
     body = assert_problem(response, 404, "not_found")
@@ -22,12 +28,14 @@ async def test_unknown_route_is_404_problem(probe_client: httpx.AsyncClient) -> 
     assert body["type"] == "https://haot.dev/problems/not-found"
 
 
+@one_backend
 async def test_wrong_method_is_405_problem(probe_client: httpx.AsyncClient) -> None:
     response = await probe_client.delete(SIGNUP)
     assert_problem(response, 405, "method_not_allowed")
     assert "POST" in response.headers["allow"]
 
 
+@one_backend
 async def test_malformed_json_is_422_with_errors(probe_client: httpx.AsyncClient) -> None:
     response = await probe_client.post(
         SIGNUP, content=b'{"email": "a@b.co", ', headers={"content-type": "application/json"}
@@ -38,6 +46,7 @@ async def test_malformed_json_is_422_with_errors(probe_client: httpx.AsyncClient
     assert {"loc", "message", "type"} <= body["errors"][0].keys()
 
 
+@one_backend
 async def test_invalid_fields_are_listed_without_echoing_input(
     probe_client: httpx.AsyncClient,
 ) -> None:
@@ -54,6 +63,7 @@ async def test_invalid_fields_are_listed_without_echoing_input(
     assert password not in response.text
 
 
+@one_backend
 async def test_haot_error_maps_to_its_status_code_headers_and_extra(
     probe_client: httpx.AsyncClient,
 ) -> None:
@@ -66,6 +76,7 @@ async def test_haot_error_maps_to_its_status_code_headers_and_extra(
     assert response.headers["x-brew"] == "tea"
 
 
+@one_backend
 async def test_unexpected_exception_is_a_bare_500(probe_client: httpx.AsyncClient) -> None:
     """Served through a transport that re-raises app exceptions: the request must still get an
     answer (no exception escapes the app), and nothing of the exception is in it."""
@@ -76,6 +87,23 @@ async def test_unexpected_exception_is_a_bare_500(probe_client: httpx.AsyncClien
     assert "RuntimeError" not in response.text
     assert "Traceback" not in response.text
     assert set(body) == {"type", "title", "status", "detail", "code", "instance"}
+
+
+async def test_database_errors_are_500_unless_the_value_was_refused(
+    probe_client: httpx.AsyncClient, backend: str
+) -> None:
+    broken = await probe_client.get("/probe/sql", params={"statement": "missing_table"})
+    assert_problem(broken, 500, "internal_error")
+    assert "no_such_table_here" not in broken.text
+    assert "SELECT" not in broken.text
+
+    refused = await probe_client.get("/probe/sql", params={"statement": "cast", "value": "x1"})
+    if backend == "postgres":  # 22P02 invalid_text_representation: the input's fault
+        body = assert_problem(refused, 422, "validation_error")
+        assert "x1" not in body["detail"]
+        assert "CAST" not in refused.text
+    else:  # SQLite casts anything
+        assert refused.status_code == 200
 
 
 async def test_rate_limited_login_is_429_with_retry_after(

@@ -11,7 +11,9 @@ USER_REACTIVATED = "identity.user_reactivated"
 
 
 def user_registered(user_id: str, role: str) -> Event:
-    return Event(type=USER_REGISTERED, aggregate_id=user_id, payload={"user_id": user_id, "role": role})
+    return Event(
+        type=USER_REGISTERED, aggregate_id=user_id, payload={"user_id": user_id, "role": role}
+    )
 
 
 def user_role_changed(user_id: str, old_role: str, new_role: str) -> Event:

@@ -41,8 +41,14 @@ class UserRepository:
     ) -> tuple[Sequence[User], int]:
         conditions = []
         if q:
-            pattern = f"%{q.lower()}%"
-            conditions.append(or_(User.email.like(pattern), func.lower(User.name).like(pattern)))
+            # autoescape: a '%' or '_' in the query is a character to find, not a wildcard.
+            needle = q.lower()
+            conditions.append(
+                or_(
+                    User.email.contains(needle, autoescape=True),
+                    func.lower(User.name).contains(needle, autoescape=True),
+                )
+            )
         if role:
             conditions.append(User.role == role)
         if active is not None:

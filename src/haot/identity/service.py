@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import uuid
 from datetime import timedelta
-from functools import cached_property
 
 import anyio.to_thread
 from argon2 import PasswordHasher
@@ -86,10 +85,13 @@ class IdentityService:
         self._revocations = revocations
         self._hasher = hasher
         self._refresh_ttl = refresh_ttl
+        self._decoy_hash: str | None = None
 
-    @cached_property
-    def _decoy_hash(self) -> str:
-        return self._hasher.hash(new_refresh_token())
+    async def _decoy(self) -> str:
+        """A hash to verify against when the account does not exist, made once, off the loop."""
+        if self._decoy_hash is None:
+            self._decoy_hash = await self._hash(new_refresh_token())
+        return self._decoy_hash
 
     async def _hash(self, password: str) -> str:
         return await anyio.to_thread.run_sync(self._hasher.hash, password)
@@ -146,25 +148,29 @@ class IdentityService:
             user = await UserRepository(uow.session).get_by_email(normalize_email(email))
         if user is None:
             # Same work and same answer as a wrong password: no account enumeration by timing.
-            await self._verify(self._decoy_hash, password)
+            await self._verify(await self._decoy(), password)
             raise InvalidCredentials()
         if not await self._verify(user.password_hash, password) or not user.active:
             raise InvalidCredentials()
+        rehash = None
         if self._hasher.check_needs_rehash(user.password_hash):
-            await self._rehash(user.id, password)
-        return await self._open_session(user)
+            rehash = await self._hash(password)
+        return await self._open_session(user.id, verified_hash=user.password_hash, rehash=rehash)
 
-    async def _rehash(self, user_id: uuid.UUID, password: str) -> None:
-        new_hash = await self._hash(password)
+    async def _open_session(
+        self, user_id: uuid.UUID, *, verified_hash: str, rehash: str | None
+    ) -> TokenPair:
+        """Issue the first pair of a session. The account is read again, locked, in the issuing
+        transaction: verifying the password takes long enough for an admin to deactivate or
+        demote the account, or for its owner to change the password, and a token issued from the
+        stale read would outlive that change (its revocation stamp would predate the token)."""
         async with self._uow() as uow:
             user = await UserRepository(uow.session).get_for_update(user_id)
-            if user is not None:
-                user.password_hash = new_hash
-                await uow.commit()
-
-    async def _open_session(self, user: User, family_id: uuid.UUID | None = None) -> TokenPair:
-        async with self._uow() as uow:
-            pair = self._issue_pair(RefreshTokenRepository(uow.session), user, family_id)
+            if user is None or not user.active or user.password_hash != verified_hash:
+                raise InvalidCredentials()
+            if rehash is not None:
+                user.password_hash = rehash
+            pair = self._issue_pair(RefreshTokenRepository(uow.session), user, None)
             await uow.commit()
         return pair
 
@@ -195,12 +201,14 @@ class IdentityService:
             stored = await tokens.get_by_digest(digest_refresh_token(refresh_token))
             if stored is None or stored.revoked_at is not None or stored.expires_at <= now:
                 raise InvalidRefreshToken()
+            # Lock the account before the token (the order every account change takes), so a
+            # concurrent role or password change waits for this rotation and revokes its token.
+            user = await UserRepository(uow.session).get_for_update(stored.user_id)
             if not await tokens.mark_used(stored.id, now):
                 # Reuse of a rotated token: whoever holds the family now is not to be trusted.
                 await tokens.revoke_family(stored.family_id, now)
                 await uow.commit()
                 raise RefreshTokenReused()
-            user = await UserRepository(uow.session).get(stored.user_id)
             if user is None or not user.active:
                 await tokens.revoke_family(stored.family_id, now)
                 await uow.commit()
@@ -261,11 +269,16 @@ class IdentityService:
             locked = await UserRepository(uow.session).get_for_update(user_id)
             if locked is None:
                 raise UserNotFound()
+            if locked.password_hash != user.password_hash:
+                # Changed while we were verifying: the current password we checked is stale.
+                raise InvalidCredentials("Current password is incorrect")
             locked.password_hash = new_hash
             locked.updated_at = now
             await RefreshTokenRepository(uow.session).revoke_all_for_user(user_id, now)
             await uow.commit()
-        await self._revocations.revoke_tokens_issued_before(user_id, now)
+        # Stamped after the commit: every token issued before it was issued under the account
+        # lock, hence before this change committed.
+        await self._revocations.revoke_tokens_issued_before(user_id, utcnow())
 
     async def list_users(
         self, *, q: str | None, role: Role | None, active: bool | None, paging: PageParams
@@ -305,5 +318,5 @@ class IdentityService:
                 await RefreshTokenRepository(uow.session).revoke_all_for_user(user_id, now)
             await uow.commit()
         if revoke:
-            await self._revocations.revoke_tokens_issued_before(user_id, now)
+            await self._revocations.revoke_tokens_issued_before(user_id, utcnow())
         return UserRead.model_validate(user)

@@ -296,12 +296,13 @@ class PortOneGateway:
         raise GatewayError("PortOne answered the cancel with an unknown cancellation")
 
     async def list_payments(self, *, since: datetime, until: datetime) -> list[GatewayPayment]:
+        window = {"from_": _rfc3339(since), "until": _rfc3339(until)}
         payments: list[GatewayPayment] = []
         cursor: str | None = None
         for _ in range(MAX_LIST_PAGES):
             try:
                 page = await self._sdk.get_all_payments_by_cursor_async(
-                    from_=_rfc3339(since), until=_rfc3339(until), cursor=cursor, size=LIST_PAGE_SIZE
+                    **window, cursor=cursor, size=LIST_PAGE_SIZE
                 )
             except Exception as exc:
                 raise self._failure(exc, "list payments") from exc

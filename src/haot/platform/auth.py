@@ -60,9 +60,9 @@ class TokenSigner:
             "role": role.value,
             "iss": self._issuer,
             "aud": self._audience,
-            # RFC 7519 NumericDate may carry fractions; milliseconds let a revocation stamp
-            # separate tokens issued just before it from those issued just after.
-            "iat": round(issued.timestamp(), 3),
+            # RFC 7519 NumericDate may carry fractions; microseconds (the clock's resolution) let
+            # a revocation stamp separate tokens issued just before it from those issued after.
+            "iat": round(issued.timestamp(), 6),
             "exp": int((issued + timedelta(seconds=self.ttl_seconds)).timestamp()),
             "jti": str(new_id()),
         }
@@ -103,8 +103,9 @@ class Revocations:
         return f"auth:revoked-before:{{{user_id}}}"
 
     async def revoke_tokens_issued_before(self, user_id: uuid.UUID, when: datetime) -> None:
-        await self._redis.set(self.key(user_id), f"{when.timestamp():.3f}", ex=self._ttl)
+        await self._redis.set(self.key(user_id), f"{when.timestamp():.6f}", ex=self._ttl)
 
     async def is_revoked(self, principal: Principal) -> bool:
+        # "<=": a token from the very microsecond of the stamp may predate the change; void it.
         stamp = await self._redis.get(self.key(principal.user_id))
-        return stamp is not None and principal.issued_at.timestamp() < float(stamp)
+        return stamp is not None and principal.issued_at.timestamp() <= float(stamp)

@@ -27,13 +27,13 @@ class HaotError(Exception):
         super().__init__(self.detail)
 
 
-class InvalidInput(HaotError):  # noqa: N818 (names read as the HTTP outcome)
+class InvalidInput(HaotError):
     status = 422
     code = "validation_error"
     title = "Invalid input"
 
 
-class Unauthorized(HaotError):  # noqa: N818 (names read as the HTTP outcome)
+class Unauthorized(HaotError):
     status = 401
     code = "unauthorized"
     title = "Authentication required"
@@ -48,31 +48,31 @@ class InvalidToken(Unauthorized):
     title = "Invalid or expired token"
 
 
-class Forbidden(HaotError):  # noqa: N818 (names read as the HTTP outcome)
+class Forbidden(HaotError):
     status = 403
     code = "forbidden"
     title = "Not allowed"
 
 
-class NotFound(HaotError):  # noqa: N818 (names read as the HTTP outcome)
+class NotFound(HaotError):
     status = 404
     code = "not_found"
     title = "Not found"
 
 
-class Conflict(HaotError):  # noqa: N818 (names read as the HTTP outcome)
+class Conflict(HaotError):
     status = 409
     code = "conflict"
     title = "Conflict"
 
 
-class PayloadTooLarge(HaotError):  # noqa: N818 (names read as the HTTP outcome)
+class PayloadTooLarge(HaotError):
     status = 413
     code = "payload_too_large"
     title = "Payload too large"
 
 
-class RateLimited(HaotError):  # noqa: N818 (names read as the HTTP outcome)
+class RateLimited(HaotError):
     status = 429
     code = "rate_limited"
     title = "Too many requests"
@@ -82,7 +82,7 @@ class RateLimited(HaotError):  # noqa: N818 (names read as the HTTP outcome)
         self.retry_after = max(1, retry_after)
 
 
-class ServiceUnavailable(HaotError):  # noqa: N818 (names read as the HTTP outcome)
+class ServiceUnavailable(HaotError):
     status = 503
     code = "service_unavailable"
     title = "Service temporarily unavailable"
@@ -91,7 +91,7 @@ class ServiceUnavailable(HaotError):  # noqa: N818 (names read as the HTTP outco
         super().__init__(detail, headers={"Retry-After": str(max(1, retry_after))})
 
 
-class IdempotencyKeyReused(HaotError):  # noqa: N818 (names read as the HTTP outcome)
+class IdempotencyKeyReused(HaotError):
     status = 422
     code = "idempotency_key_reused"
     title = "Idempotency-Key was used with a different request"

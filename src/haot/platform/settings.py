@@ -67,6 +67,9 @@ class Settings(BaseSettings):
     idempotency_ttl_seconds: int = Field(default=24 * 3600, ge=60)
     idempotency_lease_seconds: int = Field(default=60, ge=1)
 
+    # Coupons.
+    coupon_claims_per_second: int = Field(default=5, ge=1, le=1000)
+
     # Points.
     point_earn_rate_percent: float = Field(default=1.0, ge=0, le=100)
     point_expiry_days: int = Field(default=365, ge=1, le=3650)

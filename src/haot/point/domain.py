@@ -6,6 +6,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from decimal import Decimal
 from enum import StrEnum
 
 
@@ -81,4 +82,6 @@ def restored_expiry(original: datetime, *, now: datetime, grace: timedelta) -> d
 
 
 def earned_points(paid_amount: int, rate_percent: float) -> int:
-    return int(paid_amount * rate_percent // 100)
+    """``rate_percent`` of ``paid_amount``, rounded down, in decimal arithmetic: in binary floating
+    point 10,000 * 0.57 is 5,699.999..., which would round 57 points down to 56."""
+    return int(Decimal(paid_amount) * Decimal(str(rate_percent)) // 100)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -32,10 +32,16 @@ class PointRepository:
         return (await self.session.scalars(statement)).all()
 
     async def lots_by_id(self, ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, Lot]:
+        """Lock the given lots in the same order as ``live_lots_for_update`` (expiry, creation, id):
+        a release or refund locking them in another order deadlocks against a concurrent hold of
+        the same user."""
         if not ids:
             return {}
         rows = await self.session.scalars(
-            select(Lot).where(Lot.id.in_(ids)).order_by(Lot.id).with_for_update()
+            select(Lot)
+            .where(Lot.id.in_(ids))
+            .order_by(Lot.expires_at, Lot.created_at, Lot.id)
+            .with_for_update()
         )
         return {lot.id: lot for lot in rows}
 
@@ -56,14 +62,18 @@ class PointRepository:
         ).all()
 
     async def summary(
-        self, user_id: uuid.UUID, now: datetime, soon: datetime
-    ) -> tuple[int, int, int]:
-        """(spendable, held, expiring before ``soon``) in one round trip each."""
-        spendable, expiring = (
+        self, user_id: uuid.UUID, now: datetime, window: timedelta
+    ) -> tuple[int, int, int, datetime | None]:
+        """(spendable, held, expiring within ``window``, and the next moment the first and third
+        change by the passage of time alone: a live lot expiring or entering the window)."""
+        soon = now + window
+        spendable, expiring, next_expiry, next_entering = (
             await self.session.execute(
                 select(
                     func.coalesce(func.sum(Lot.remaining), 0),
                     func.coalesce(func.sum(Lot.remaining).filter(Lot.expires_at <= soon), 0),
+                    func.min(Lot.expires_at),
+                    func.min(Lot.expires_at).filter(Lot.expires_at > soon),
                 ).where(Lot.user_id == user_id, Lot.remaining > 0, Lot.expires_at > now)
             )
         ).one()
@@ -74,7 +84,8 @@ class PointRepository:
                 )
             )
         ).scalar_one()
-        return int(spendable), int(held), int(expiring)
+        moments = [m for m in (next_expiry, next_entering and next_entering - window) if m]
+        return int(spendable), int(held), int(expiring), min(moments, default=None)
 
     async def entries(
         self,

@@ -8,6 +8,7 @@ import uuid
 from datetime import datetime, timedelta
 
 from prometheus_client import Counter
+from pydantic import BaseModel
 
 from haot.platform.clock import utcnow
 from haot.platform.errors import Conflict, InvalidInput
@@ -32,6 +33,12 @@ POINTS_EXPIRED = Counter("haot_points_expired_total", "Points expired by the exp
 LOTS_EXPIRED = Counter("haot_point_lots_expired_total", "Lots processed by the expiry job")
 
 HELD, SPENT, RELEASED = "HELD", "SPENT", "RELEASED"
+EXPIRING_WINDOW = timedelta(days=30)
+
+
+class _CachedBalance(BaseModel):
+    value: BalanceRead
+    valid_until: datetime | None
 
 
 class InsufficientPoints(Conflict):
@@ -71,16 +78,21 @@ class PointService:
         raw = await self._redis.get(self._generation_key(user_id))
         generation = raw.decode() if isinstance(raw, bytes) else str(raw or "0")
         key = f"point:balance:{{{user_id}}}:{generation}"
+        now = utcnow()
         cached = await self._redis.get(key)
         if cached is not None:
-            return BalanceRead.model_validate_json(cached)
-        now = utcnow()
+            entry = _CachedBalance.model_validate_json(cached)
+            # Time alone changes a balance (a lot expires before the job runs, or enters the
+            # 30-day window): an entry is good only until the first such moment.
+            if entry.valid_until is None or now < entry.valid_until:
+                return entry.value
         async with self._uow() as uow:
-            spendable, held, expiring = await PointRepository(uow.session).summary(
-                user_id, now, now + timedelta(days=30)
+            spendable, held, expiring, changes_at = await PointRepository(uow.session).summary(
+                user_id, now, EXPIRING_WINDOW
             )
         value = BalanceRead(balance=spendable, held=held, expiring_30d=expiring)
-        await self._redis.set(key, value.model_dump_json(), ex=300)
+        entry = _CachedBalance(value=value, valid_until=changes_at)
+        await self._redis.set(key, entry.model_dump_json(), ex=300)
         return value
 
     async def spendable(self, *, user_id: uuid.UUID) -> int:

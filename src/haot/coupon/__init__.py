@@ -1,0 +1,1 @@
+"""coupon: coupon templates, user coupons, and first-come-first-served coupon events."""

@@ -1,0 +1,178 @@
+"""HTTP routes of the coupon context."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, status
+from fastapi.responses import StreamingResponse
+
+from haot.coupon.domain import UserCouponStatus
+from haot.coupon.issuance import Issuance
+from haot.coupon.schemas import (
+    ClaimAccepted,
+    ClaimRead,
+    CouponCreate,
+    CouponRead,
+    CouponUpdate,
+    EventCreate,
+    EventRead,
+    EventUpdate,
+    IssueRequest,
+    IssueResult,
+    UserCouponRead,
+)
+from haot.coupon.service import CouponNotFound, CouponService, EventNotFound
+from haot.platform.domain_docs import problems
+from haot.platform.errors import HaotError
+from haot.platform.ids import parse_id
+from haot.platform.web import API_PREFIX, AdminOnly, CurrentUser, Page, Paging, PlatformDep
+
+router = APIRouter(prefix=API_PREFIX, tags=["coupon"])
+
+
+def coupon_service(platform: PlatformDep) -> CouponService:
+    service: CouponService = platform.services["coupon"]
+    return service
+
+
+def issuance(platform: PlatformDep) -> Issuance:
+    service: Issuance = platform.services["coupon.issuance"]
+    return service
+
+
+Coupons = Annotated[CouponService, Depends(coupon_service)]
+Issuing = Annotated[Issuance, Depends(issuance)]
+
+
+def _id(raw: str, error: type[HaotError]) -> uuid.UUID:
+    parsed = parse_id(raw)
+    if parsed is None:
+        raise error()
+    return parsed
+
+
+# Admin: templates
+
+
+@router.post(
+    "/admin/coupons",
+    status_code=status.HTTP_201_CREATED,
+    response_model=CouponRead,
+    responses=problems(401, 403, 422),
+)
+async def create_coupon(body: CouponCreate, _: AdminOnly, coupons: Coupons) -> CouponRead:
+    return await coupons.create_coupon(body)
+
+
+@router.get("/admin/coupons", response_model=Page[CouponRead], responses=problems(401, 403, 422))
+async def list_coupons(
+    _: AdminOnly,
+    coupons: Coupons,
+    paging: Paging,
+    q: Annotated[str | None, Query(max_length=100)] = None,
+    active: bool | None = None,
+) -> Page[CouponRead]:
+    return await coupons.list_coupons(q=q, active=active, paging=paging)
+
+
+@router.patch(
+    "/admin/coupons/{coupon_id}", response_model=CouponRead, responses=problems(401, 403, 404, 422)
+)
+async def update_coupon(
+    coupon_id: str, body: CouponUpdate, _: AdminOnly, coupons: Coupons
+) -> CouponRead:
+    return await coupons.update_coupon(_id(coupon_id, CouponNotFound), body)
+
+
+@router.post(
+    "/admin/coupons/{coupon_id}/issue",
+    status_code=status.HTTP_201_CREATED,
+    response_model=IssueResult,
+    responses=problems(401, 403, 404, 409, 422),
+)
+async def issue_coupon(
+    coupon_id: str, body: IssueRequest, _: AdminOnly, coupons: Coupons
+) -> IssueResult:
+    return await coupons.issue(_id(coupon_id, CouponNotFound), body.user_ids)
+
+
+# Admin: events
+
+
+@router.post(
+    "/admin/coupon-events",
+    status_code=status.HTTP_201_CREATED,
+    response_model=EventRead,
+    responses=problems(401, 403, 404, 422),
+)
+async def create_event(body: EventCreate, _: AdminOnly, coupons: Coupons) -> EventRead:
+    return await coupons.create_event(body)
+
+
+@router.get(
+    "/admin/coupon-events", response_model=Page[EventRead], responses=problems(401, 403, 422)
+)
+async def list_all_events(_: AdminOnly, coupons: Coupons, paging: Paging) -> Page[EventRead]:
+    return await coupons.list_events(live_only=False, paging=paging)
+
+
+@router.patch(
+    "/admin/coupon-events/{event_id}",
+    response_model=EventRead,
+    responses=problems(401, 403, 404, 409, 422),
+)
+async def update_event(
+    event_id: str, body: EventUpdate, _: AdminOnly, coupons: Coupons
+) -> EventRead:
+    return await coupons.update_event(_id(event_id, EventNotFound), body)
+
+
+# Guests
+
+
+@router.get("/coupon-events", response_model=Page[EventRead], responses=problems(422))
+async def live_events(coupons: Coupons, paging: Paging) -> Page[EventRead]:
+    """Open and upcoming events with their remaining stock."""
+    return await coupons.list_events(live_only=True, paging=paging)
+
+
+@router.get("/coupon-events/{event_id}", response_model=EventRead, responses=problems(404))
+async def read_event(event_id: str, coupons: Coupons) -> EventRead:
+    return await coupons.get_event(_id(event_id, EventNotFound))
+
+
+@router.post(
+    "/coupon-events/{event_id}/claims",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=ClaimAccepted,
+    responses=problems(401, 404, 409, 429, 503),
+)
+async def claim_coupon(event_id: str, user: CurrentUser, issuing: Issuing) -> ClaimAccepted:
+    return await issuing.claim(_id(event_id, EventNotFound), user.user_id)
+
+
+@router.get("/coupon-claims/stream", responses=problems(401))
+async def claim_results(user: CurrentUser, issuing: Issuing) -> StreamingResponse:
+    """Server-sent events with this user's claim outcomes (``event: claim``)."""
+    return StreamingResponse(
+        issuing.results(user.user_id),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+    )
+
+
+@router.get("/coupon-claims/{claim_id}", response_model=ClaimRead, responses=problems(401, 404))
+async def claim_status(claim_id: str, user: CurrentUser, issuing: Issuing) -> ClaimRead:
+    return await issuing.status(user.user_id, claim_id[:80])
+
+
+@router.get("/coupons", response_model=Page[UserCouponRead], responses=problems(401, 422))
+async def my_coupons(
+    user: CurrentUser,
+    coupons: Coupons,
+    paging: Paging,
+    status: UserCouponStatus | None = None,
+) -> Page[UserCouponRead]:
+    return await coupons.my_coupons(user.user_id, status=status, paging=paging)

@@ -1,0 +1,210 @@
+"""First-come-first-served event coupons in Redis: one Lua script admits a claim in one round trip
+(rate limit, window, per-user duplicate, stock, claim and stream append, atomically).
+
+Every key of one event carries the event id as hash tag (``cev:{<id>}:...``), so the script's keys
+live in one Redis Cluster slot. Redis only admits: the claim stream is drained into the event
+transport and persisted (the database is the truth, capped again there); if the event's keys are
+missing (Redis restarted or flushed), the script says so and claims pause (503) while the
+reconciler rebuilds them from the database.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from haot.platform.redis import Redis
+
+_CLAIM = """
+local t = redis.call('TIME')
+local now = t[1] * 1000 + math.floor(t[2] / 1000)
+local ev = redis.call('HMGET', KEYS[1], 'state', 'starts', 'ends', 'remaining')
+if not ev[1] then return {'missing', 0} end
+local hits = redis.call('INCR', KEYS[4])
+if hits == 1 then redis.call('PEXPIRE', KEYS[4], tonumber(ARGV[4])) end
+if hits > tonumber(ARGV[3]) then return {'rate_limited', redis.call('PTTL', KEYS[4])} end
+if ev[1] == 'paused' then return {'paused', 0} end
+if redis.call('SISMEMBER', KEYS[2], ARGV[1]) == 1 then return {'duplicate', 0} end
+if ev[1] == 'exhausted' then return {'sold_out', 0} end
+if ev[1] ~= 'open' then return {'not_open', 0} end
+if now < tonumber(ev[2]) or now >= tonumber(ev[3]) then return {'not_open', 0} end
+local remaining = tonumber(ev[4])
+if remaining == 0 then return {'sold_out', 0} end
+if remaining > 0 then
+  redis.call('HINCRBY', KEYS[1], 'remaining', -1)
+  if remaining == 1 then redis.call('HSET', KEYS[1], 'state', 'exhausted') end
+end
+redis.call('SADD', KEYS[2], ARGV[1])
+redis.call('XADD', KEYS[3], '*', 'user', ARGV[1], 'claim', ARGV[2], 'at', now)
+return {'accepted', now}
+"""
+
+
+class Admission(StrEnum):
+    ACCEPTED = "accepted"
+    DUPLICATE = "duplicate"
+    SOLD_OUT = "sold_out"
+    NOT_OPEN = "not_open"
+    RATE_LIMITED = "rate_limited"
+    PAUSED = "paused"
+    MISSING = "missing"
+
+
+@dataclass(frozen=True, slots=True)
+class AdmissionResult:
+    admission: Admission
+    value: int  # accepted: server time (ms); rate limited: retry after (ms)
+
+
+def _tag(event_id: uuid.UUID) -> str:
+    return f"cev:{{{event_id}}}"
+
+
+def event_key(event_id: uuid.UUID) -> str:
+    return _tag(event_id)
+
+
+def users_key(event_id: uuid.UUID) -> str:
+    return f"{_tag(event_id)}:users"
+
+
+def stream_key(event_id: uuid.UUID) -> str:
+    return f"{_tag(event_id)}:claims"
+
+
+ACTIVE_EVENTS = "cev:active"  # the events whose streams the pump drains
+STREAM_GROUP = "persist"
+
+
+@dataclass(frozen=True, slots=True)
+class EventState:
+    event_id: uuid.UUID
+    state: str  # open, exhausted, closed, paused
+    starts_at: datetime
+    ends_at: datetime
+    remaining: int  # -1: unlimited
+    users: list[str]
+
+
+class Drops:
+    def __init__(self, redis: Redis, *, claims_per_second: int = 5) -> None:
+        self._redis = redis
+        self._script = redis.register_script(_CLAIM)
+        self._claims_per_second = claims_per_second
+
+    async def admit(
+        self, event_id: uuid.UUID, user_id: uuid.UUID, claim_id: str
+    ) -> AdmissionResult:
+        user = str(user_id)
+        keys = [
+            event_key(event_id),
+            users_key(event_id),
+            stream_key(event_id),
+            f"{_tag(event_id)}:rl:{user}",
+        ]
+        outcome, value = await self._script(
+            keys=keys, args=[user, claim_id, self._claims_per_second, 1000]
+        )
+        text = outcome.decode() if isinstance(outcome, bytes) else str(outcome)
+        return AdmissionResult(Admission(text), int(value))
+
+    async def load(self, state: EventState) -> None:
+        """Write the event's admission state (a rebuild replaces it whole, atomically)."""
+        pipe = self._redis.pipeline(transaction=True)
+        key = event_key(state.event_id)
+        pipe.delete(key, users_key(state.event_id))
+        pipe.hset(
+            key,
+            mapping={
+                "state": state.state,
+                "starts": int(state.starts_at.timestamp() * 1000),
+                "ends": int(state.ends_at.timestamp() * 1000),
+                "remaining": state.remaining,
+            },
+        )
+        if state.users:
+            pipe.sadd(users_key(state.event_id), *state.users)
+        pipe.sadd(ACTIVE_EVENTS, str(state.event_id))
+        await pipe.execute()
+        await self.ensure_group(state.event_id)
+
+    async def ensure_group(self, event_id: uuid.UUID) -> None:
+        try:
+            await self._redis.xgroup_create(
+                stream_key(event_id), STREAM_GROUP, id="0", mkstream=True
+            )
+        except Exception as exc:  # BUSYGROUP: it exists already
+            if "BUSYGROUP" not in str(exc):
+                raise
+
+    async def set_state(self, event_id: uuid.UUID, state: str) -> None:
+        await self._redis.hset(event_key(event_id), "state", state)
+
+    async def is_loaded(self, event_id: uuid.UUID) -> bool:
+        return bool(await self._redis.exists(event_key(event_id)))
+
+    async def remaining(self, event_ids: list[uuid.UUID]) -> dict[uuid.UUID, int | None]:
+        """Redis' view of stock per event (None where the event is not loaded)."""
+        if not event_ids:
+            return {}
+        pipe = self._redis.pipeline(transaction=False)
+        for event_id in event_ids:
+            pipe.hget(event_key(event_id), "remaining")
+        values = await pipe.execute()
+        return {
+            event_id: (int(value) if value is not None else None)
+            for event_id, value in zip(event_ids, values, strict=True)
+        }
+
+    async def has_claimed(self, event_id: uuid.UUID, user_id: uuid.UUID) -> bool:
+        return bool(await self._redis.sismember(users_key(event_id), str(user_id)))
+
+    async def active_events(self) -> list[uuid.UUID]:
+        members = await self._redis.smembers(ACTIVE_EVENTS)
+        return [uuid.UUID(m.decode() if isinstance(m, bytes) else m) for m in members]
+
+    async def forget(self, event_id: uuid.UUID) -> None:
+        await self._redis.srem(ACTIVE_EVENTS, str(event_id))
+
+    async def read_claims(
+        self, event_id: uuid.UUID, consumer: str, *, count: int, block_ms: int | None
+    ) -> list[tuple[str, dict[str, str]]]:
+        """Claims not yet persisted: first this consumer's pending (delivered, never acked: a
+        crash mid-batch), then new ones."""
+        stream = stream_key(event_id)
+        pending: Any = await self._redis.xreadgroup(
+            STREAM_GROUP, consumer, {stream: "0"}, count=count
+        )
+        entries: Any = pending[0][1] if pending else []
+        if not entries:
+            fresh: Any = await self._redis.xreadgroup(
+                STREAM_GROUP, consumer, {stream: ">"}, count=count, block=block_ms
+            )
+            entries = fresh[0][1] if fresh else []
+        out: list[tuple[str, dict[str, str]]] = []
+        for entry_id, fields in entries:
+            out.append(
+                (
+                    entry_id.decode() if isinstance(entry_id, bytes) else entry_id,
+                    {
+                        (k.decode() if isinstance(k, bytes) else k): (
+                            v.decode() if isinstance(v, bytes) else v
+                        )
+                        for k, v in fields.items()
+                    },
+                )
+            )
+        return out
+
+    async def ack(self, event_id: uuid.UUID, entry_ids: list[str]) -> None:
+        if entry_ids:
+            stream = stream_key(event_id)
+            await self._redis.xack(stream, STREAM_GROUP, *entry_ids)
+            await self._redis.xdel(stream, *entry_ids)
+
+    async def backlog(self, event_id: uuid.UUID) -> int:
+        """Claims admitted but not yet persisted (stream length; acked entries are deleted)."""
+        return int(await self._redis.xlen(stream_key(event_id)))
