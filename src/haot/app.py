@@ -39,7 +39,15 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        platform = build_platform(settings, contexts=contexts, gateway=gateway)
+        platform_gateway = gateway
+        if platform_gateway is None and fake_portone is not None:
+            # The built-in fake is reached in-process (its state is in Redis, shared by workers).
+            from haot.payment.portone import PortOneGateway
+
+            platform_gateway = PortOneGateway.from_settings(
+                settings, transport=fake_portone.transport()
+            )
+        platform = build_platform(settings, contexts=contexts, gateway=platform_gateway)
         app.state.platform = platform
         if fake_portone is not None:
             fake_portone.bind(platform.redis)

@@ -20,6 +20,13 @@ def build_platform(
     gateway: PaymentGateway | None = None,
 ) -> Platform:
     """Wire the given contexts. ``gateway`` replaces the PortOne adapter (tests of the saga)."""
+    if "reservation" in contexts and not {"lodging", "payment", "coupon", "point"} <= set(contexts):
+        # The saga calls these synchronously; their HTTP clients do not exist yet, so the
+        # reservation context cannot be served on its own. Say so instead of failing later.
+        raise RuntimeError(
+            "the reservation context needs lodging, payment, coupon and point in the same "
+            "process (HTTP clients for a split deployment are not built yet)"
+        )
     platform = Platform(settings, contexts=contexts)
     if "identity" in contexts:
         _wire_identity(platform)
@@ -164,7 +171,6 @@ def _wire_point(platform: Platform) -> None:
 
 def _wire_reservation(platform: Platform) -> None:
     from haot.reservation.handlers import reservation_consumer
-    from haot.reservation.ports import WithoutCoupons, WithoutPoints
     from haot.reservation.service import ReservationService
 
     settings = platform.settings
@@ -172,8 +178,8 @@ def _wire_reservation(platform: Platform) -> None:
     platform.services["reservation"] = ReservationService(
         uow=uow,
         lodging=platform.services["lodging.client"],
-        coupons=platform.services.get("coupon.client", WithoutCoupons()),
-        points=platform.services.get("point.client", WithoutPoints()),
+        coupons=platform.services["coupon.client"],
+        points=platform.services["point.client"],
         payments=platform.services["payment.client"],
         hold_ttl=timedelta(minutes=settings.reservation_hold_minutes),
         max_pending_per_user=settings.max_pending_reservations_per_user,

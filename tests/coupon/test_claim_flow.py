@@ -12,7 +12,9 @@ from haot.platform.auth import Role
 from haot.platform.clock import utcnow
 
 
-def bearer(client: httpx.AsyncClient, role: Role, user_id: uuid.UUID | None = None) -> dict[str, str]:
+def bearer(
+    client: httpx.AsyncClient, role: Role, user_id: uuid.UUID | None = None
+) -> dict[str, str]:
     platform = client.app.state.platform  # type: ignore[attr-defined]
     token = platform.signer.issue(user_id or uuid.uuid4(), role).token
     return {"Authorization": f"Bearer {token}"}
@@ -84,7 +86,11 @@ async def test_concurrent_claims_issue_exactly_the_quantity(app_client: httpx.As
     assert codes.count(202) == 20
     assert all(a.json()["code"] == "coupon_sold_out" for a in answers if a.status_code == 409)
     assert codes.count(409) == 40
-    accepted = [(u, a.json()["claim_id"]) for u, a in zip(users, answers, strict=True) if a.status_code == 202]
+    accepted = [
+        (u, a.json()["claim_id"])
+        for u, a in zip(users, answers, strict=True)
+        if a.status_code == 202
+    ]
     outcomes = [await wait_issued(app_client, u, c) for u, c in accepted]
     assert all(o["status"] == "ISSUED" for o in outcomes)
     event = (await app_client.get(f"/api/v1/coupon-events/{event_id}")).json()

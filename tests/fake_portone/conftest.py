@@ -135,30 +135,8 @@ def receiver() -> Receiver:
     return Receiver()
 
 
-class SwitchTransport(httpx.AsyncBaseTransport):
-    """Lets one adapter (costly to build: see ``sdk_client``) talk to each test's app."""
-
-    target: httpx.AsyncBaseTransport | None = None
-
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        assert self.target is not None
-        return await self.target.handle_async_request(request)
-
-
-@pytest.fixture(scope="session")
-async def shared_gateway() -> AsyncIterator[tuple[PortOneGateway, SwitchTransport]]:
-    switch = SwitchTransport()
-    gateway = PortOneGateway(
-        api_secret=API_SECRET, base_url=FAKE_BASE, webhook_secret=WEBHOOK_SECRET, transport=switch
-    )
-    yield gateway, switch
-    await gateway.aclose()
-
-
 @pytest.fixture
-async def make_harness(
-    receiver: Receiver, shared_gateway: tuple[PortOneGateway, SwitchTransport]
-) -> AsyncIterator[Callable[[Settings], Any]]:
+async def make_harness(receiver: Receiver) -> AsyncIterator[Callable[[Settings], Any]]:
     """Start ``create_app(settings)`` with the fake mounted; webhooks go to ``receiver``."""
     stack: list[tuple[LifespanManager, list[Any]]] = []
 
@@ -173,9 +151,13 @@ async def make_harness(
         )
         fake.sender.backoff = 0.01
         fake.sender.attempts = 5
-        gateway, switch = shared_gateway
-        switch.target = httpx.ASGITransport(app=manager.app)
-        stack.append((manager, [client, fake.sender.http_client]))
+        gateway = PortOneGateway(
+            api_secret=API_SECRET,
+            base_url=FAKE_BASE,
+            webhook_secret=WEBHOOK_SECRET,
+            transport=httpx.ASGITransport(app=manager.app),
+        )
+        stack.append((manager, [client, fake.sender.http_client, gateway]))
         return Harness(app, client, fake, gateway, receiver, settings)
 
     yield start

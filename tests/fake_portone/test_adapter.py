@@ -175,7 +175,7 @@ async def test_502_fault_makes_the_sdk_fail_and_the_adapter_say_unavailable(
     assert (await harness.fake.faults()).http_502 == 0
 
 
-async def test_delay_fault_is_measurable_and_a_timeout_is_unavailable(harness: Harness) -> None:
+async def test_delay_fault_is_measurable(harness: Harness) -> None:
     await harness.pre_register("pay-slow", 5_000)
     started = time.perf_counter()
     await harness.gateway.get_payment("pay-slow")
@@ -281,7 +281,7 @@ async def test_two_app_instances_share_the_fake_state(
 ) -> None:
     """Two worker processes (here: two app instances) see the same payments and faults."""
     first: Harness = await make_harness(portone_settings)
-    second: Harness = await make_harness(portone_settings)  # the shared gateway now talks to it
+    second: Harness = await make_harness(portone_settings)
     auth = {"Authorization": f"PortOne {API_SECRET}"}
     registered = await first.client.post(
         "/fake-portone/payments/pay-shared/pre-register", json={"totalAmount": 6_000}, headers=auth
@@ -301,3 +301,16 @@ def test_gateway_refuses_a_webhook_secret_that_is_not_base64() -> None:
     with pytest.raises(ValueError, match="empty"):
         PortOneGateway(api_secret=API_SECRET, base_url=FAKE_BASE, webhook_secret="")
     assert WEBHOOK_SECRET.startswith("whsec_")
+
+
+async def test_the_app_wires_its_adapter_to_the_fake_in_process(harness: Harness) -> None:
+    """No server listens at ``public_base_url`` (http://testserver): the adapter the payment
+    context gets talks to the mounted fake through ``FakePortOne.transport()``."""
+    wired = harness.app.state.platform.services["payment.gateway"]
+    assert isinstance(wired, PortOneGateway)
+    await wired.pre_register("pay-wired", amount=3_000)
+    await harness.approve("pay-wired")
+    seen = await wired.get_payment("pay-wired")
+    assert seen is not None
+    assert (seen.status, seen.paid_amount) == (GatewayStatus.PAID, 3_000)
+    assert harness.settings.portone_base_url == FAKE_BASE

@@ -53,6 +53,18 @@ def assert_problem(response: httpx.Response, status: int, code: str) -> dict[str
     return body
 
 
+def problem_mismatch(response: httpx.Response, status: int, code: str) -> str | None:
+    """Why ``response`` is not the expected problem, or None: for table-driven tests that run every
+    case through one app and report all the failing ones together."""
+    try:
+        assert_problem(response, status, code)
+    except (AssertionError, ValueError, KeyError):
+        return (
+            f"{response.status_code} {response.headers.get('content-type')} {response.text[:300]}"
+        )
+    return None
+
+
 @dataclass
 class Account:
     id: str

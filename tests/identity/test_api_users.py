@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
-import pytest
 
 from tests.identity.helpers import (
     API,
@@ -14,6 +13,7 @@ from tests.identity.helpers import (
     assert_problem,
     bearer,
     log_in,
+    problem_mismatch,
     register,
 )
 
@@ -62,28 +62,32 @@ async def test_profile_update_leaves_absent_fields_and_clears_null_ones(
     assert (response.json()["phone"], response.json()["gender"]) == (None, "MALE")
 
 
-@pytest.mark.parametrize(
-    "body",
-    [
-        {"email": "someone.else@example.com"},
-        {"role": "ADMIN"},
-        {"active": False},
-        {"id": "0192f0c4-0000-7000-8000-000000000000"},
-        {"password": "a brand new password"},
-        {"name": None},
-        {"name": ""},
-        {"birth_date": "2999-01-01"},
-    ],
-)
+FORBIDDEN_PROFILE_CHANGES: list[dict[str, Any]] = [
+    {"email": "someone.else@example.com"},
+    {"role": "ADMIN"},
+    {"active": False},
+    {"id": "0192f0c4-0000-7000-8000-000000000000"},
+    {"password": "a brand new password"},
+    {"name": None},
+    {"name": ""},
+    {"birth_date": "2999-01-01"},
+    {"gender": "ROBOT"},
+]
+
+
 async def test_profile_update_cannot_touch_identity_or_blank_the_name(
-    app_client: httpx.AsyncClient, body: dict[str, Any]
+    app_client: httpx.AsyncClient,
 ) -> None:
     account = await register(app_client)
     before = (await app_client.get(ME, headers=account.headers)).json()
 
-    response = await app_client.patch(ME, json=body, headers=account.headers)
+    failures = {}
+    for body in FORBIDDEN_PROFILE_CHANGES:
+        response = await app_client.patch(ME, json=body, headers=account.headers)
+        if mismatch := problem_mismatch(response, 422, "validation_error"):
+            failures[str(body)] = mismatch
 
-    assert_problem(response, 422, "validation_error")
+    assert failures == {}
     assert (await app_client.get(ME, headers=account.headers)).json() == before
 
 

@@ -6,6 +6,7 @@ import base64
 import json
 import time
 import uuid
+import warnings
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
@@ -21,7 +22,7 @@ from haot.platform.container import Platform
 from haot.platform.ids import new_id
 from haot.platform.settings import Settings
 from tests.conftest import make_settings
-from tests.identity.helpers import API, assert_problem, bearer, register
+from tests.identity.helpers import API, assert_problem, bearer, problem_mismatch, register
 
 ADMIN_USERS = f"{API}/admin/users"
 OTHER_SECRET = "another-secret-entirely-" + "y" * 40
@@ -63,7 +64,10 @@ def tampered(settings: Settings) -> str:
 
 
 def other_algorithm(settings: Settings) -> str:
-    return jwt.encode(admin_claims(settings), settings.jwt_secret, algorithm="HS512")
+    """Signed with the real key, but with an algorithm the verifier does not accept."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # PyJWT warns that the key is short for HS512: moot here
+        return jwt.encode(admin_claims(settings), settings.jwt_secret, algorithm="HS512")
 
 
 FORGERIES: dict[str, Callable[[Settings], str]] = {
@@ -99,26 +103,38 @@ async def test_a_well_formed_admin_token_is_accepted(
     assert response.status_code == 200, response.text
 
 
-@pytest.mark.parametrize("forgery", FORGERIES.values(), ids=FORGERIES.keys())
 async def test_forged_or_invalid_tokens_are_401(
-    app_client: httpx.AsyncClient, settings: Settings, forgery: Callable[[Settings], str]
+    app_client: httpx.AsyncClient, settings: Settings
 ) -> None:
-    response = await app_client.get(ADMIN_USERS, headers=bearer(forgery(settings)))
+    failures: dict[str, str] = {}
+    for name, forge in FORGERIES.items():
+        response = await app_client.get(ADMIN_USERS, headers=bearer(forge(settings)))
+        if mismatch := problem_mismatch(response, 401, "invalid_token"):
+            failures[name] = mismatch
+        elif response.headers.get("www-authenticate") != "Bearer":
+            failures[name] = "no WWW-Authenticate: Bearer"
+    assert failures == {}
 
-    body = assert_problem(response, 401, "invalid_token")
-    assert response.headers["www-authenticate"] == "Bearer"
-    assert "Traceback" not in body["detail"]
+
+AUTHORIZATION_HEADERS = [
+    "Basic a2ltOmNvcnJlY3QgaG9yc2U=",
+    "Bearer",
+    "Bearer ",
+    "Token abc",
+    "bearer-abc",
+    "Digest x",
+]
 
 
-@pytest.mark.parametrize(
-    "header",
-    ["Basic a2ltOmNvcnJlY3QgaG9yc2U=", "Bearer", "Bearer ", "Token abc", "bearer-abc", "Digest x"],
-)
 async def test_authorization_headers_other_than_bearer_are_401(
-    app_client: httpx.AsyncClient, header: str
+    app_client: httpx.AsyncClient,
 ) -> None:
-    response = await app_client.get(f"{API}/users/me", headers={"Authorization": header})
-    assert_problem(response, 401, "unauthorized")
+    failures = {}
+    for header in AUTHORIZATION_HEADERS:
+        response = await app_client.get(f"{API}/users/me", headers={"Authorization": header})
+        if mismatch := problem_mismatch(response, 401, "unauthorized"):
+            failures[header] = mismatch
+    assert failures == {}
 
 
 async def test_missing_token_is_401(app_client: httpx.AsyncClient) -> None:

@@ -13,7 +13,7 @@ from datetime import date, timedelta
 from typing import Any
 
 import httpx
-from sqlalchemy import event, update
+from sqlalchemy import event
 
 from haot.identity.schemas import SignUp
 from haot.platform.auth import Role
@@ -274,42 +274,43 @@ def assert_problem(response: httpx.Response, status: int, code: str | None = Non
         assert body["code"] == code, body
 
 
-# ----------------------------------------------------------------------- inventory (test-only)
+# -------------------------------------------------------------------------------- inventory
 
 
-def _calendar_table() -> Any:
-    """The lodging calendar table (per room type and night: held, sold), found by its columns so
-    the tests do not depend on its name."""
-    import haot.lodging.models  # noqa: F401  (registers the tables)
-    from haot.platform.db import Base
+def _lodging_client(client: httpx.AsyncClient) -> Any:
+    """The lodging context's interface for reservations (hold / confirm / release)."""
+    return client.app.state.platform.services["lodging.client"]  # type: ignore[attr-defined]
 
-    for table in Base.metadata.sorted_tables:
-        names = set(table.columns.keys())
-        if {"room_type_id", "held", "sold"} <= names:
-            return table
-    raise AssertionError("no lodging calendar table with room_type_id/held/sold columns")
+
+async def hold_night(
+    client: httpx.AsyncClient, room_type_id: str, night: date, *, confirm: bool = False
+) -> uuid.UUID:
+    """Hold one room of one night the way a reservation does (and sell it when ``confirm``);
+    answers the reservation id for ``release_hold``. Holds move inventory without touching the
+    public cache, so tests hold before their first public read."""
+    lodging = _lodging_client(client)
+    reservation_id = uuid.uuid4()
+    await lodging.hold(reservation_id, uuid.UUID(room_type_id), night, night + timedelta(days=1), 1)
+    if confirm:
+        assert await lodging.confirm(reservation_id)
+    return reservation_id
+
+
+async def confirm_hold(client: httpx.AsyncClient, reservation_id: uuid.UUID) -> None:
+    assert await _lodging_client(client).confirm(reservation_id)
+
+
+async def release_hold(client: httpx.AsyncClient, reservation_id: uuid.UUID) -> None:
+    assert await _lodging_client(client).release(reservation_id)
 
 
 async def set_inventory(
     client: httpx.AsyncClient, room_type_id: str, night: date, *, held: int = 0, sold: int = 0
-) -> None:
-    """Put held/sold rooms on one night directly in the database.
-
-    Test-only shortcut standing in for reservations (which hold and sell nights through their own
-    context); used before the first public read so no cache is involved."""
-    table = _calendar_table()
-    date_column = next(
-        table.c[name] for name in ("date", "night", "day", "stay_date") if name in table.c
-    )
-    platform = client.app.state.platform  # type: ignore[attr-defined]
-    engine = platform.databases.engine_for("lodging")
-    async with engine.begin() as conn:
-        result = await conn.execute(
-            update(table)
-            .where(table.c.room_type_id == uuid.UUID(room_type_id), date_column == night)
-            .values(held=held, sold=sold)
-        )
-    assert result.rowcount == 1, f"night {night} of {room_type_id} is not open"
+) -> list[uuid.UUID]:
+    """Put ``held`` held and ``sold`` sold rooms on one untouched night, through holds."""
+    return [
+        await hold_night(client, room_type_id, night, confirm=i < sold) for i in range(held + sold)
+    ]
 
 
 # ------------------------------------------------------------------------- statement counting

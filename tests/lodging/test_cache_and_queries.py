@@ -106,16 +106,7 @@ async def test_lodging_changes_are_visible_on_the_next_detail_and_search(
     names = [rt["name"] for rt in (await app_client.get(detail_url)).json()["room_types"]]
     assert "Annex 2" in names
 
-    deleted = await app_client.delete(f"{API}/host/lodgings/{listing.id}", headers=host.headers)
-    assert deleted.status_code == 204
-    assert_problem(await app_client.get(detail_url), 404, "lodging_not_found")
-    assert (await search_ok(app_client, region="Busan"))["items"] == []
-
-
-async def test_capacity_change_is_visible_on_the_next_search(
-    app_client: httpx.AsyncClient, host: Actor
-) -> None:
-    listing = await create_listing(app_client, host, capacity=2)
+    # Room capacity decides who fits.
     stay = {"check_in": day(5), "check_out": day(7), "guests": 3}
     assert (await search_ok(app_client, **stay))["items"] == []
     patched = await app_client.patch(
@@ -123,6 +114,11 @@ async def test_capacity_change_is_visible_on_the_next_search(
     )
     assert patched.status_code == 200
     assert ids(await search_ok(app_client, **stay)) == [listing.id]
+
+    deleted = await app_client.delete(f"{API}/host/lodgings/{listing.id}", headers=host.headers)
+    assert deleted.status_code == 204
+    assert_problem(await app_client.get(detail_url), 404, "lodging_not_found")
+    assert (await search_ok(app_client, region="Busan"))["items"] == []
 
 
 async def test_search_page_runs_a_bounded_number_of_statements(

@@ -3,6 +3,7 @@ rules, month reads, and the public calendar."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 from typing import Any
 
@@ -380,3 +381,56 @@ async def test_public_calendar_of_unknown_lodging_is_404(app_client: httpx.Async
             f"{API}/lodgings/{lodging_id}/calendar", params={"month": month(day(1))}
         )
         assert_problem(response, 404, "lodging_not_found")
+
+
+async def test_nights_cannot_offer_more_rooms_than_the_room_type_has(
+    app_client: httpx.AsyncClient, host: Actor
+) -> None:
+    room_type_id = await _room_type(app_client, host, total_rooms=3)
+    response = await put_calendar(
+        app_client, host, room_type_id, day(2), day(4), price=50_000, total_rooms=4
+    )
+    assert_problem(response, 422)
+    assert await _days(app_client, host, room_type_id, day(2), day(4)) == {}
+
+
+async def test_opened_nights_never_have_min_stay_above_max_stay(
+    app_client: httpx.AsyncClient, host: Actor
+) -> None:
+    """A night whose min_stay exceeds its max_stay can never be booked: refuse it or keep the
+    pair consistent, but never store it."""
+    room_type_id = await _room_type(app_client, host)
+    response = await put_calendar(
+        app_client, host, room_type_id, day(2), day(4), price=50_000, min_stay=40
+    )
+    if response.status_code == 200:
+        days = await _days(app_client, host, room_type_id, day(2), day(4))
+        assert all(d["min_stay"] <= d["max_stay"] for d in days.values()), days
+    else:
+        assert_problem(response, 422)
+
+    await open_calendar(app_client, host, room_type_id, day(5), day(7), price=50_000, max_stay=3)
+    refused = await put_calendar(app_client, host, room_type_id, day(5), day(7), min_stay=4)
+    assert_problem(refused, 422)
+    days = await _days(app_client, host, room_type_id, day(5), day(7))
+    assert all((d["min_stay"], d["max_stay"]) == (1, 3) for d in days.values())
+
+
+async def test_concurrent_openings_of_the_same_nights_never_fail_with_500(
+    app_client: httpx.AsyncClient, host: Actor
+) -> None:
+    """A double-clicked "open" (two identical requests at once) must not crash on the primary
+    key of the nights both try to create."""
+    room_type_id = await _room_type(app_client, host)
+    responses = await asyncio.gather(
+        *(
+            put_calendar(app_client, host, room_type_id, day(2), day(12), price=70_000 + i)
+            for i in range(3)
+        )
+    )
+    statuses = sorted(r.status_code for r in responses)
+    assert all(s in (200, 409) for s in statuses), [r.text[:300] for r in responses]
+    assert 200 in statuses
+    days = await _days(app_client, host, room_type_id, day(2), day(12))
+    assert len(days) == 10
+    assert len({d["price"] for d in days.values()}) == 1, "one request's prices, not a mix"

@@ -12,16 +12,18 @@ from tests.lodging.factories import (
     API,
     Actor,
     assert_problem,
+    confirm_hold,
     create_lodging,
     create_room_type,
     day,
+    hold_night,
     lodging_payload,
     open_calendar,
-    set_inventory,
+    release_hold,
 )
 
 
-async def test_create_lodging_answers_201_with_the_stored_lodging(
+async def test_create_lodging_answers_201_with_the_stored_lodging_and_defaults(
     app_client: httpx.AsyncClient, host: Actor
 ) -> None:
     payload = lodging_payload(amenities=[" WiFi ", "Parking"])
@@ -49,14 +51,12 @@ async def test_create_lodging_answers_201_with_the_stored_lodging(
     assert body["created_at"]
     assert body["updated_at"]
 
-
-async def test_create_lodging_applies_defaults(app_client: httpx.AsyncClient, host: Actor) -> None:
+    # Only the required fields: defaults apply.
     minimal = {
         key: lodging_payload()[key]
         for key in ("name", "address", "region", "latitude", "longitude")
     }
     response = await app_client.post(f"{API}/host/lodgings", json=minimal, headers=host.headers)
-
     assert response.status_code == 201, response.text
     body = response.json()
     assert body["description"] == ""
@@ -160,20 +160,22 @@ async def test_delete_lodging_with_future_bookings_is_refused(
     lodging = await create_lodging(app_client, host)
     room_type = await create_room_type(app_client, host, lodging["id"])
     await open_calendar(app_client, host, room_type["id"], day(3), day(6))
-    await set_inventory(app_client, room_type["id"], day(4), held=1)
+    reservation_id = await hold_night(app_client, room_type["id"], day(4))
 
     refused = await app_client.delete(f"{API}/host/lodgings/{lodging['id']}", headers=host.headers)
     assert_problem(refused, 409, "lodging_has_bookings")
     still = await app_client.get(f"{API}/host/lodgings/{lodging['id']}", headers=host.headers)
     assert still.status_code == 200
 
-    await set_inventory(app_client, room_type["id"], day(4), held=0, sold=1)
+    await confirm_hold(app_client, reservation_id)  # held → sold
     refused = await app_client.delete(
         f"{API}/host/room-types/{room_type['id']}", headers=host.headers
     )
     assert_problem(refused, 409, "lodging_has_bookings")
+    refused = await app_client.delete(f"{API}/host/lodgings/{lodging['id']}", headers=host.headers)
+    assert_problem(refused, 409, "lodging_has_bookings")
 
-    await set_inventory(app_client, room_type["id"], day(4), held=0, sold=0)
+    await release_hold(app_client, reservation_id)  # cancelled
     deleted = await app_client.delete(f"{API}/host/lodgings/{lodging['id']}", headers=host.headers)
     assert deleted.status_code == 204, deleted.text
 
@@ -219,12 +221,14 @@ async def test_room_type_create_update_delete(app_client: httpx.AsyncClient, hos
     assert_problem(again, 404, "room_type_not_found")
 
 
-@pytest.mark.parametrize(
-    "lodging_id", [str(uuid.UUID(int=1)), "not-a-uuid"], ids=["unknown", "malformed"]
-)
-async def test_unknown_lodging_is_404_for_hosts(
-    app_client: httpx.AsyncClient, host: Actor, lodging_id: str
+async def test_unknown_or_malformed_ids_are_404_for_hosts(
+    app_client: httpx.AsyncClient, host: Actor
 ) -> None:
+    for lodging_id in (str(uuid.UUID(int=1)), "not-a-uuid"):
+        await _all_404(app_client, host, lodging_id)
+
+
+async def _all_404(app_client: httpx.AsyncClient, host: Actor, lodging_id: str) -> None:
     for method, path, body in [
         ("GET", f"/host/lodgings/{lodging_id}", None),
         ("PATCH", f"/host/lodgings/{lodging_id}", {"name": "x"}),
@@ -291,11 +295,6 @@ async def test_invalid_lodging_body_is_422(app_client: httpx.AsyncClient, host: 
         else:
             assert_problem(response, 422, "validation_error")
     assert wrong == []
-    listed = await app_client.get(f"{API}/host/lodgings", headers=host.headers)
-    assert listed.json()["total"] == 0
-
-
-async def test_missing_required_fields_is_422(app_client: httpx.AsyncClient, host: Actor) -> None:
     for field in ("name", "address", "region", "latitude", "longitude"):
         body = lodging_payload()
         del body[field]
@@ -307,6 +306,8 @@ async def test_missing_required_fields_is_422(app_client: httpx.AsyncClient, hos
         headers={**host.headers, "content-type": "application/json"},
     )
     assert_problem(not_json, 422)
+    listed = await app_client.get(f"{API}/host/lodgings", headers=host.headers)
+    assert listed.json()["total"] == 0
 
 
 INVALID_PATCHES: list[tuple[str, dict[str, Any]]] = [
@@ -362,12 +363,50 @@ async def test_invalid_room_type_body_is_422(app_client: httpx.AsyncClient, host
     detail = await app_client.get(f"{API}/host/lodgings/{lodging['id']}", headers=host.headers)
     assert detail.json()["room_types"] == []
 
-
-async def test_invalid_room_type_patch_is_422(app_client: httpx.AsyncClient, host: Actor) -> None:
-    lodging = await create_lodging(app_client, host)
     room_type = await create_room_type(app_client, host, lodging["id"])
     for patch in ({"capacity": 0}, {"total_rooms": -1}, {"lodging_id": str(uuid.UUID(int=3))}):
         response = await app_client.patch(
             f"{API}/host/room-types/{room_type['id']}", json=patch, headers=host.headers
         )
         assert_problem(response, 422, "validation_error")
+
+
+async def test_create_lodging_with_idempotency_key_runs_once(
+    app_client: httpx.AsyncClient, host: Actor
+) -> None:
+    headers = {**host.headers, "Idempotency-Key": f"create-{uuid.uuid4()}"}
+    first = await app_client.post(f"{API}/host/lodgings", json=lodging_payload(), headers=headers)
+    again = await app_client.post(f"{API}/host/lodgings", json=lodging_payload(), headers=headers)
+    assert first.status_code == again.status_code == 201, (first.text, again.text)
+    assert again.json()["id"] == first.json()["id"]
+    listed = await app_client.get(f"{API}/host/lodgings", headers=host.headers)
+    assert listed.json()["total"] == 1
+
+
+async def test_deleted_room_type_leaves_detail_and_calendars(
+    app_client: httpx.AsyncClient, host: Actor
+) -> None:
+    lodging = await create_lodging(app_client, host)
+    kept = await create_room_type(app_client, host, lodging["id"], name="Kept")
+    dropped = await create_room_type(app_client, host, lodging["id"], name="Dropped")
+    for room_type in (kept, dropped):
+        await open_calendar(app_client, host, room_type["id"], day(1), day(3))
+    response = await app_client.delete(
+        f"{API}/host/room-types/{dropped['id']}", headers=host.headers
+    )
+    assert response.status_code == 204
+
+    detail = await app_client.get(f"{API}/lodgings/{lodging['id']}")
+    assert [rt["id"] for rt in detail.json()["room_types"]] == [kept["id"]]
+    mine = await app_client.get(f"{API}/host/lodgings/{lodging['id']}", headers=host.headers)
+    assert [rt["id"] for rt in mine.json()["room_types"]] == [kept["id"]]
+    public = await app_client.get(
+        f"{API}/lodgings/{lodging['id']}/calendar", params={"month": f"{day(1):%Y-%m}"}
+    )
+    assert [rt["room_type_id"] for rt in public.json()["room_types"]] == [kept["id"]]
+    host_calendar = await app_client.get(
+        f"{API}/host/room-types/{dropped['id']}/calendar",
+        params={"month": f"{day(1):%Y-%m}"},
+        headers=host.headers,
+    )
+    assert_problem(host_calendar, 404, "room_type_not_found")

@@ -63,21 +63,13 @@ async def _wrong_answers(
     return wrong
 
 
-async def test_invalid_stay_is_422_invalid_stay(app_client: httpx.AsyncClient) -> None:
-    cases = [(name, {"guests": 2, **params}) for name, params in INVALID_STAYS]
-    assert await _wrong_answers(app_client, cases, {"invalid_stay"}) == []
-
-
-async def test_invalid_parameter_is_422_validation_error(app_client: httpx.AsyncClient) -> None:
+async def test_invalid_search_parameters_are_422(app_client: httpx.AsyncClient) -> None:
+    stays = [(name, {"guests": 2, **params}) for name, params in INVALID_STAYS]
+    assert await _wrong_answers(app_client, stays, {"invalid_stay"}) == []
     assert await _wrong_answers(app_client, INVALID_PARAMS, {"validation_error"}) == []
-
-
-async def test_malformed_date_is_422(app_client: httpx.AsyncClient) -> None:
-    codes = {"validation_error", "invalid_stay"}
-    assert await _wrong_answers(app_client, MALFORMED_DATES, codes) == []
-
-
-async def test_one_problem_example_in_full(app_client: httpx.AsyncClient) -> None:
+    malformed = {"validation_error", "invalid_stay"}
+    assert await _wrong_answers(app_client, MALFORMED_DATES, malformed) == []
+    # One answer in full.
     assert_problem(await search(app_client, check_in=day(4), check_out=day(2)), 422, "invalid_stay")
 
 

@@ -96,6 +96,15 @@ async def create_my_item(body: ItemIn, principal: CurrentUser, request: Request)
     return await _run(probe)
 
 
+@router.post("/tokens")
+async def issue_token(request: Request) -> JSONResponse:
+    probe = _probe(request)
+    probe.calls += 1
+    return JSONResponse(
+        {"token": uuid.uuid4().hex}, headers={"Cache-Control": "no-store", "Pragma": "no-cache"}
+    )
+
+
 @router.get("/teapot")
 async def teapot() -> None:
     raise Teapot("short and stout", headers={"X-Brew": "tea"}, extra={"brew": "earl grey"})

@@ -202,6 +202,21 @@ async def test_retryable_client_errors_are_not_stored(
     assert probe.calls == 3
 
 
+async def test_no_store_answers_are_not_kept(
+    probe_client: httpx.AsyncClient, probe: Probe, probe_app: FastAPI
+) -> None:
+    """A token response says ``Cache-Control: no-store``: keeping it would put a live credential
+    in the idempotency table in plain text. The key is released instead."""
+    headers = key()
+    first = await probe_client.post("/probe/tokens", json={}, headers=headers)
+    second = await probe_client.post("/probe/tokens", json={}, headers=headers)
+    assert first.status_code == second.status_code == 200
+    assert "idempotent-replayed" not in second.headers
+    assert first.json()["token"] != second.json()["token"]
+    assert probe.calls == 2
+    assert await stored_keys(probe_app) == 0
+
+
 INVALID_KEYS = [b"", b"x" * 256, "ключ".encode(), b"has space", b"tab\there", b"caf\xe9"]
 
 

@@ -91,7 +91,7 @@ def test_allocate_takes_earliest_expiring_live_lots_first(
     ],
 )
 def test_allocate_refuses_what_the_live_lots_cannot_cover(lots: list[LotView], amount: int) -> None:
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"positive|short"):
         allocate(lots, amount, now=NOW)
 
 
@@ -154,7 +154,7 @@ def test_place_refund_returns_points_to_the_lots_they_came_from(
 def test_place_refund_never_returns_more_than_was_taken(
     allocations: list[AllocationView], amount: int
 ) -> None:
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="cannot return"):
         place_refund(allocations, amount)
 
 

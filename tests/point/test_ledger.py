@@ -270,7 +270,8 @@ async def test_a_release_that_overtakes_its_hold_refuses_the_late_hold(
         await points.hold(user_id=guest, reservation_id=reservation, amount=50)
     assert await remaining(points, guest) == {lot: 100}
     hold = await hold_of(points, reservation)
-    assert hold is not None and hold.status == "RELEASED"
+    assert hold is not None
+    assert hold.status == "RELEASED"
 
 
 async def test_a_stay_earns_once_per_reservation(points: PointService, clock: Clock) -> None:

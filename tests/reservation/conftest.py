@@ -128,9 +128,7 @@ async def unpublished(platform: Platform) -> int:
 async def outbox(platform: Platform, event_type: str) -> list[OutboxMessage]:
     async with platform.databases.sessions_for("reservation")() as session:
         statement = (
-            select(OutboxMessage)
-            .where(OutboxMessage.type == event_type)
-            .order_by(OutboxMessage.id)
+            select(OutboxMessage).where(OutboxMessage.type == event_type).order_by(OutboxMessage.id)
         )
         return list((await session.scalars(statement)).all())
 

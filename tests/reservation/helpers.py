@@ -52,7 +52,11 @@ async def pay(world: World, guest: Principal, created: dict[str, Any]) -> None:
 
 
 async def booked_and_paid(
-    world: World, guest: Principal, start: int, nights: int = 1, room_type_id: uuid.UUID | None = None
+    world: World,
+    guest: Principal,
+    start: int,
+    nights: int = 1,
+    room_type_id: uuid.UUID | None = None,
 ) -> dict[str, Any]:
     created = await book(world, guest, start, nights, room_type_id)
     await pay(world, guest, created)
@@ -60,7 +64,9 @@ async def booked_and_paid(
 
 
 async def read(world: World, who: Principal, reservation_id: str) -> dict[str, Any]:
-    response = await world.http.get(f"/api/v1/reservations/{reservation_id}", headers=world.auth(who))
+    response = await world.http.get(
+        f"/api/v1/reservations/{reservation_id}", headers=world.auth(who)
+    )
     assert response.status_code == 200, response.text
     found: dict[str, Any] = response.json()
     return found

@@ -97,13 +97,9 @@ async def assert_consistent(
             problems.append(f"{r.status} reservation {r.id} has hold {have}, expected {want}")
         if want is None and have not in (None, "RELEASED"):
             problems.append(f"{r.status} reservation {r.id} still has a {have} hold")
-        if hold is not None and hold.status != "RELEASED":
-            if (hold.room_type_id, hold.check_in, hold.check_out) != (
-                r.room_type_id,
-                r.check_in,
-                r.check_out,
-            ):
-                problems.append(f"hold of {r.id} does not cover exactly its stay")
+        covered = (hold.room_type_id, hold.check_in, hold.check_out) if hold else None
+        if have not in (None, "RELEASED") and covered != (r.room_type_id, r.check_in, r.check_out):
+            problems.append(f"hold of {r.id} does not cover exactly its stay")
 
     for hold in snap.holds:
         if hold.status != "RELEASED" and hold.reservation_id not in by_id:
@@ -124,12 +120,12 @@ async def assert_consistent(
     payments = {p.reservation_id: p for p in snap.payments}
     for r in snap.reservations:
         payment = payments.get(r.id)
-        if r.status in KEEPS_MONEY and r.amount > 0:
-            if payment is None or payment.status != "PAID" or payment.id != r.payment_id:
-                problems.append(
-                    f"{r.status} reservation {r.id} has payment "
-                    f"{payment.status if payment else None}, expected PAID"
-                )
+        paid = payment is not None and payment.status == "PAID" and payment.id == r.payment_id
+        if r.status in KEEPS_MONEY and r.amount > 0 and not paid:
+            problems.append(
+                f"{r.status} reservation {r.id} has payment "
+                f"{payment.status if payment else None}, expected PAID"
+            )
         if payment is None:
             continue
         if payment.status == "READY" and r.status != "PENDING":

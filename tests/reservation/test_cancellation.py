@@ -60,7 +60,9 @@ async def test_guest_cancellation_refunds_per_policy_tier(api_world: World) -> N
     refunded = {}
     for days, _ in POLICY_CASES:
         _, created = booked[days]
-        calls = [amount for pid, amount in world.gateway.cancel_calls if pid == created["payment_id"]]
+        calls = [
+            amount for pid, amount in world.gateway.cancel_calls if pid == created["payment_id"]
+        ]
         refunded[days] = sum(calls)
         assert len(calls) <= 1
     assert refunded == {d: r if isinstance(r, int) else 0 for d, r in expected.items()}
@@ -68,12 +70,15 @@ async def test_guest_cancellation_refunds_per_policy_tier(api_world: World) -> N
     for days, percent in POLICY_CASES:
         payment = snap.payment(booked[days][1]["id"])
         assert payment is not None
-        assert payment.status == {
-            100: "CANCELLED",
-            50: "PARTIALLY_CANCELLED",
-            0: "PAID",
-            None: "PAID",
-        }[percent]
+        assert (
+            payment.status
+            == {
+                100: "CANCELLED",
+                50: "PARTIALLY_CANCELLED",
+                0: "PAID",
+                None: "PAID",
+            }[percent]
+        )
 
 
 async def test_host_and_admin_cancellations_refund_in_full(api_world: World) -> None:
@@ -145,7 +150,9 @@ async def test_five_concurrent_cancellations_refund_once(api_world: World) -> No
     created = await booked_and_paid(world, guest, start=20)
     responses = await asyncio.gather(
         *(
-            world.http.post(f"/api/v1/reservations/{created['id']}/cancel", headers=world.auth(guest))
+            world.http.post(
+                f"/api/v1/reservations/{created['id']}/cancel", headers=world.auth(guest)
+            )
             for _ in range(5)
         )
     )
@@ -171,7 +178,8 @@ async def test_cancelling_an_unpaid_reservation_releases_it_and_voids_the_paymen
     await world.settle()
     snap = await assert_consistent(world.platform, world.gateway)
     payment = snap.payment(created["id"])
-    assert payment is not None and payment.status == "FAILED"
+    assert payment is not None
+    assert payment.status == "FAILED"
     assert all((n.held, n.sold) == (0, 0) for n in snap.nights)
     assert world.gateway.cancel_calls == []
 

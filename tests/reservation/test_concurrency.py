@@ -30,7 +30,10 @@ async def test_fifty_guests_racing_for_the_last_room_night_one_wins_every_round(
         }
         guests = [world.guest() for _ in range(CROWD)]  # distinct: pending limit is per user
         responses = await asyncio.gather(
-            *(world.http.post("/api/v1/reservations", json=body, headers=world.auth(g)) for g in guests)
+            *(
+                world.http.post("/api/v1/reservations", json=body, headers=world.auth(g))
+                for g in guests
+            )
         )
         statuses = sorted(r.status_code for r in responses)
         assert statuses == [201] + [409] * (CROWD - 1), f"round {round_}: {statuses}"
@@ -80,7 +83,9 @@ async def test_random_overlapping_stays_never_oversell_and_hold_all_nights_or_no
         *(reservations.create(world.guest(), r, idempotency_key=None) for r in requests),
         return_exceptions=True,
     )
-    unexpected = [o for o in outcomes if isinstance(o, BaseException) and not isinstance(o, SoldOut)]
+    unexpected = [
+        o for o in outcomes if isinstance(o, BaseException) and not isinstance(o, SoldOut)
+    ]
     assert not unexpected, f"seed {seed}: {unexpected[:3]}"
     won = {o.id for o in outcomes if not isinstance(o, BaseException)}
     assert won, f"seed {seed}: nobody got a room"
@@ -98,7 +103,8 @@ async def test_random_overlapping_stays_never_oversell_and_hold_all_nights_or_no
     for r in ours:
         hold = snap.hold(r.id)
         if r.id in won:
-            assert hold is not None and hold.status == "HELD"
+            assert hold is not None
+            assert hold.status == "HELD"
             assert (hold.check_in, hold.check_out) == (r.check_in, r.check_out)
         else:
             assert hold is None or hold.status == "RELEASED", f"seed {seed}: {r.id}"
@@ -108,6 +114,4 @@ async def test_random_overlapping_stays_never_oversell_and_hold_all_nights_or_no
     assert await world.platform.jobs.run("expire-holds", as_of=expire_at) == {"expired": len(won)}
     await world.settle()
     snap = await assert_consistent(world.platform, world.gateway)
-    assert all(
-        (n.held, n.sold) == (0, 0) for n in snap.nights if n.room_type_id == room_type_id
-    )
+    assert all((n.held, n.sold) == (0, 0) for n in snap.nights if n.room_type_id == room_type_id)

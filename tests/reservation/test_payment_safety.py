@@ -74,7 +74,8 @@ async def test_tampered_payment_is_discrepant_never_confirmed_and_refunded_once(
     assert snap.reservation(created.id).status == "FAILED"
     assert snap.reservation(created.id).confirmed_at is None
     found = snap.payment(created.id)
-    assert found is not None and found.status == "DISCREPANT"
+    assert found is not None
+    assert found.status == "DISCREPANT"
     assert world.gateway.cancel_calls == [(created.payment_id, paid)]
     assert [(r.key, r.amount, r.status) for r in snap.refunds_of(created.payment_id)] == [
         (f"discrepant:{created.payment_id}", paid, "DONE")

@@ -38,7 +38,8 @@ async def test_paid_reservation_is_confirmed_and_nights_sold(world: World) -> No
     created = await reservations.create(guest, stay(world), idempotency_key=None)
     assert created.status == "PENDING"
     assert created.amount == 200_000
-    assert created.payment_id and created.checkout_url
+    assert created.payment_id
+    assert created.checkout_url
     assert await night_counts(world, 10, 2) == [(1, 0), (1, 0)]
 
     world.gateway.pay(created.payment_id)
@@ -65,7 +66,9 @@ async def test_expired_hold_releases_nights_and_late_payment_is_refunded(world: 
     guest = world.guest()
     created = await reservations.create(guest, stay(world), idempotency_key=None)
     assert created.payment_id
-    result = await world.platform.jobs.run("expire-holds", as_of=created.expires_at + timedelta(seconds=1))
+    result = await world.platform.jobs.run(
+        "expire-holds", as_of=created.expires_at + timedelta(seconds=1)
+    )
     assert result == {"expired": 1}
     await world.settle()
     assert (await reservations.get_for(guest, created.id)).status == "EXPIRED"

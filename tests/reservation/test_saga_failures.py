@@ -13,11 +13,11 @@ import pytest
 
 from haot.lodging.inventory import HoldReleased, SoldOut
 from haot.payment.gateway import GatewayUnavailable
+from haot.platform.auth import Principal
 from haot.platform.clock import utcnow
-from haot.platform.errors import HaotError
-from haot.reservation.ports import CouponNotUsable, InsufficientPoints
-from haot.reservation.service import InvalidTransition, ReservationService
+from haot.platform.errors import Conflict, InvalidInput
 from haot.reservation.schemas import StayRequest
+from haot.reservation.service import InvalidTransition, ReservationService
 from tests.reservation.conftest import World
 from tests.reservation.invariants import assert_consistent
 
@@ -49,12 +49,20 @@ def saga(world: World, **ports: Any) -> ReservationService:
     return ReservationService(**values)
 
 
+class CouponRefused(InvalidInput):
+    code = "coupon_refused_in_test"
+
+
+class PointsRefused(Conflict):
+    code = "points_refused_in_test"
+
+
 class CouponThatCannotBeReserved:
     async def discount_for(self, **_: object) -> int:
         return 10_000
 
     async def reserve(self, **_: object) -> int:
-        raise CouponNotUsable("the coupon was used elsewhere in the meantime")
+        raise CouponRefused("the coupon was used elsewhere in the meantime")
 
 
 class PointsThatCannotBeHeld:
@@ -62,7 +70,7 @@ class PointsThatCannotBeHeld:
         return 1_000_000
 
     async def hold(self, **_: object) -> None:
-        raise InsufficientPoints("points were spent elsewhere in the meantime")
+        raise PointsRefused("points were spent elsewhere in the meantime")
 
 
 class BrokenPayments:
@@ -88,15 +96,24 @@ class CompetitorFirst:
 
 
 class ExpiresWhileBooking:
-    """The expiry job runs while the payment is being created (a slow gateway)."""
+    """The expiry job gives the booking up (and its events are delivered) while the saga is
+    slow: just before or just after the payment is created."""
 
-    def __init__(self, world: World) -> None:
+    def __init__(self, world: World, *, before_payment: bool) -> None:
         self._world = world
         self._real = world.platform.services["payment.client"]
+        self._before = before_payment
+
+    async def _expire(self) -> None:
+        await self._world.platform.jobs.run("expire-holds", as_of=utcnow() + timedelta(hours=1))
+        await self._world.settle()
 
     async def create_payment(self, **kwargs: Any) -> tuple[str, str]:
+        if self._before:
+            await self._expire()
         created = await self._real.create_payment(**kwargs)
-        await self._world.platform.jobs.run("expire-holds", as_of=utcnow() + timedelta(hours=1))
+        if not self._before:
+            await self._expire()
         return created
 
 
@@ -111,12 +128,12 @@ STEPS: dict[str, Step] = {
     "coupon: cannot be reserved": lambda w: (
         saga(w, coupons=CouponThatCannotBeReserved()),
         stay(w, user_coupon_id=uuid.uuid4()),
-        CouponNotUsable,
+        CouponRefused,
     ),
     "points: cannot be held": lambda w: (
         saga(w, points=PointsThatCannotBeHeld()),
         stay(w, points=5_000),
-        InsufficientPoints,
+        PointsRefused,
     ),
     "payment: pre-register fails at the gateway": lambda w: (
         _fail_pre_register(w),
@@ -175,36 +192,59 @@ async def test_pre_register_failure_is_a_503_problem_and_leaves_nothing_held(
     (reservation,) = snap.reservations
     assert reservation.status == "FAILED"
     payment = snap.payment(reservation.id)
-    assert payment is not None and payment.status == "FAILED"
+    assert payment is not None
+    assert payment.status == "FAILED"
     assert all(n.held == 0 for n in snap.nights)
 
 
 @pytest.mark.parametrize(
-    ("extra", "code"),
+    ("extra", "status", "code"),
     [
-        ({"user_coupon_id": str(uuid.uuid4())}, "coupon_not_usable"),
-        ({"points": 1_000}, "insufficient_points"),
+        ({"user_coupon_id": str(uuid.uuid4())}, 422, "coupon_not_usable"),
+        ({"points": 1_000}, 409, "insufficient_points"),
     ],
+    ids=["unknown-coupon", "points-without-balance"],
 )
-async def test_coupon_or_points_refused_by_the_ports_is_422_and_holds_nothing(
-    api_world: World, extra: dict[str, Any], code: str
+async def test_coupon_or_points_refused_up_front_books_nothing(
+    api_world: World, extra: dict[str, Any], status: int, code: str
 ) -> None:
     world = api_world
     body = stay(world).model_dump(mode="json", exclude_none=True) | extra
     response = await world.http.post(
         "/api/v1/reservations", json=body, headers=world.auth(world.guest())
     )
-    assert response.status_code == 422, response.text
+    assert response.status_code == status, response.text
     assert response.headers["content-type"].startswith("application/problem+json")
     assert response.json()["code"] == code
     await world.settle()
     snap = await assert_consistent(world.platform, world.gateway)
+    assert snap.reservations == []
     assert [h for h in snap.holds if h.status != "RELEASED"] == []
     assert all(n.held == 0 for n in snap.nights)
 
 
-async def test_expiry_while_booking_ends_expired_with_every_step_undone(world: World) -> None:
-    service = saga(world, payments=ExpiresWhileBooking(world))
+@pytest.mark.parametrize(
+    "before_payment",
+    [
+        pytest.param(False, id="after-payment"),
+        pytest.param(
+            True,
+            id="before-payment",
+            marks=pytest.mark.xfail(
+                strict=True,
+                reason=(
+                    "bug: a saga still running after its reservation was given up creates and "
+                    "pre-registers a payment that nothing ever voids (READY for an EXPIRED "
+                    "reservation, re-queried by every reconcile run); payments have no fencing"
+                ),
+            ),
+        ),
+    ],
+)
+async def test_expiry_while_booking_ends_expired_with_every_step_undone(
+    world: World, before_payment: bool
+) -> None:
+    service = saga(world, payments=ExpiresWhileBooking(world, before_payment=before_payment))
     guest = world.guest()
     with pytest.raises(InvalidTransition):
         await service.create(guest, stay(world), idempotency_key=None)
@@ -213,7 +253,7 @@ async def test_expiry_while_booking_ends_expired_with_every_step_undone(world: W
     (reservation,) = snap.reservations
     assert reservation.status == "EXPIRED"
     payment = snap.payment(reservation.id)
-    assert payment is not None and payment.status == "FAILED"
+    assert payment is None or payment.status == "FAILED"
 
 
 # --- a crash between steps: the process dies, the expiry job gives the booking up -------------
@@ -258,7 +298,8 @@ async def test_crash_after_a_step_is_given_up_by_the_expiry_job(world: World, st
     assert all((n.held, n.sold) == (0, 0) for n in snap.nights)
     payment = snap.payment(reservation.id)
     if step == "payment":
-        assert payment is not None and payment.status == "FAILED"
+        assert payment is not None
+        assert payment.status == "FAILED"
     else:
         assert payment is None
 
@@ -331,7 +372,7 @@ async def test_expiry_racing_payment_ends_confirmed_or_expired_and_refunded_once
         world.gateway.pay(payment_id)
         late = created.expires_at + timedelta(seconds=1)
 
-        async def pay_and_confirm(payment_id: str = payment_id) -> None:
+        async def pay_and_confirm(guest: Principal = guest, payment_id: str = payment_id) -> None:
             await payments.complete(guest, payment_id)
             await relay.drain()
 

@@ -140,12 +140,12 @@ async def live(pg_settings: Settings) -> AsyncIterator[Live]:
         await asyncio.sleep(0.01)
     if task.done():
         task.result()
-    assert server.started, "uvicorn did not start"
-    platform: Platform = app.state.platform
-    assert isinstance(platform.services["payment.gateway"], PortOneGateway)
-    host = Principal(user_id=uuid.uuid4(), role=Role.HOST, issued_at=utcnow())
-    _, room_type_id = await open_lodging(platform, host, seoul_today(), rooms=1)
     try:
+        assert server.started, "uvicorn did not start"
+        platform: Platform = app.state.platform
+        assert isinstance(platform.services["payment.gateway"], PortOneGateway)
+        host = Principal(user_id=uuid.uuid4(), role=Role.HOST, issued_at=utcnow())
+        _, room_type_id = await open_lodging(platform, host, seoul_today(), rooms=1)
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=20) as client:
             yield Live(settings, platform, fake, client, room_type_id)
             await settle(platform)

@@ -77,6 +77,9 @@ def stream_key(event_id: uuid.UUID) -> str:
 
 ACTIVE_EVENTS = "cev:active"  # the events whose streams the pump drains
 STREAM_GROUP = "persist"
+# Claims read by a pump that then died stay pending under its name (host-pid: a restarted
+# process has another); a live pump takes them over once they have been idle this long.
+RECLAIM_IDLE_MS = 30_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,6 +162,17 @@ class Drops:
             for event_id, value in zip(event_ids, values, strict=True)
         }
 
+    async def stock_and_backlog(self, event_id: uuid.UUID) -> tuple[int, int] | None:
+        """Remaining stock and claims not yet persisted, read in one atomic step (None where the
+        event is not loaded)."""
+        pipe = self._redis.pipeline(transaction=True)
+        pipe.hget(event_key(event_id), "remaining")
+        pipe.xlen(stream_key(event_id))
+        remaining, backlog = await pipe.execute()
+        if remaining is None:
+            return None
+        return int(remaining), int(backlog)
+
     async def has_claimed(self, event_id: uuid.UUID, user_id: uuid.UUID) -> bool:
         return bool(await self._redis.sismember(users_key(event_id), str(user_id)))
 
@@ -173,12 +187,18 @@ class Drops:
         self, event_id: uuid.UUID, consumer: str, *, count: int, block_ms: int | None
     ) -> list[tuple[str, dict[str, str]]]:
         """Claims not yet persisted: first this consumer's pending (delivered, never acked: a
-        crash mid-batch), then new ones."""
+        crash mid-batch), then those another consumer left pending for ``RECLAIM_IDLE_MS`` (it
+        died and came back under another name, or never), then new ones."""
         stream = stream_key(event_id)
         pending: Any = await self._redis.xreadgroup(
             STREAM_GROUP, consumer, {stream: "0"}, count=count
         )
         entries: Any = pending[0][1] if pending else []
+        if not entries:
+            orphans: Any = await self._redis.xautoclaim(
+                stream, STREAM_GROUP, consumer, RECLAIM_IDLE_MS, start_id="0-0", count=count
+            )
+            entries = [entry for entry in orphans[1] if entry and entry[1]] if orphans else []
         if not entries:
             fresh: Any = await self._redis.xreadgroup(
                 STREAM_GROUP, consumer, {stream: ">"}, count=count, block=block_ms

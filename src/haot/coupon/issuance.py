@@ -337,16 +337,31 @@ class Issuance:
             await asyncio.sleep(0.05)
 
     async def _consistent(self, event_id: uuid.UUID) -> bool:
-        """Redis stock + database rows + claims in flight must add up to the quantity."""
+        """The claims Redis admitted (quantity - remaining) must be those persisted plus those
+        still in the stream. Claims move from the stream to the database while this looks (a
+        live drop), so Redis is read in one step between two reads of the database's count:
+        the number persisted at that moment lies between them. Every claim acknowledged off the
+        stream was persisted first, and nothing is persisted that was not admitted."""
+        before = await self._issued(event_id)
+        if before is None:
+            return True
+        quantity, issued_before = before
+        snapshot = await self._drops.stock_and_backlog(event_id)
+        if snapshot is None:
+            return False
+        remaining, backlog = snapshot
+        after = await self._issued(event_id)
+        issued_after = after[1] if after is not None else issued_before
+        admitted = quantity - remaining
+        return issued_before <= admitted and admitted - backlog <= issued_after
+
+    async def _issued(self, event_id: uuid.UUID) -> tuple[int, int] | None:
+        """(quantity, issued) from the database; None for an unlimited or unknown event."""
         async with self._uow() as uow:
             event = await CouponRepository(uow.session).get_event(event_id)
         if event is None or event.quantity is None:
-            return True
-        remaining = (await self._drops.remaining([event_id])).get(event_id)
-        if remaining is None:
-            return False
-        backlog = await self._drops.backlog(event_id)
-        return remaining + event.issued + backlog == event.quantity
+            return None
+        return event.quantity, event.issued
 
     async def reconcile(self, now: datetime) -> dict[str, int]:
         """The scheduled sweep: close events past their end, load or repair the others."""
@@ -368,9 +383,9 @@ class Issuance:
                 continue
             # Look again: an event created after the snapshot above is active but not in it.
             async with self._uow() as uow:
-                event = await CouponRepository(uow.session).get_event(event_id)
-            if event is None or event.closed_reason is not None or event.ends_at <= now:
-                if event is None or event.closed_reason != "EXHAUSTED":
+                current = await CouponRepository(uow.session).get_event(event_id)
+            if current is None or current.closed_reason is not None or current.ends_at <= now:
+                if current is None or current.closed_reason != "EXHAUSTED":
                     await self._drops.set_state(event_id, "closed")
                 await self._drops.forget(event_id)
         return {"closed": closed, "rebuilt": rebuilt, "serving": len(serving)}

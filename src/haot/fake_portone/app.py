@@ -218,7 +218,9 @@ class FakePortOne:
         return self._store
 
     def transport(self) -> httpx.ASGITransport:
-        return httpx.ASGITransport(app=self.app)
+        """Reach this fake in-process at ``settings.portone_base_url`` (no socket, no server)."""
+        prefix = urlsplit(self.settings.portone_base_url).path.rstrip("/")
+        return httpx.ASGITransport(app=self.app, root_path=prefix)
 
     async def aclose(self) -> None:
         await self.sender.aclose()

@@ -370,7 +370,7 @@ class FakeStore:
             rank: Any = await self.redis.zrank(INDEX_KEY, _decode_cursor(cursor))
             if rank is None:
                 raise invalid("cursor is not one this API gave out")
-            start = int(rank)
+            start = int(rank) + 1
         else:
             start = int(await self.redis.zcount(INDEX_KEY, "-inf", f"({_ms(since)}"))
         members: Any = await self.redis.zrange(INDEX_KEY, start, start + size - 1, withscores=True)

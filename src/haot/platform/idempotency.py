@@ -4,10 +4,11 @@ The first request with a key stores its answer; a retry with the same key and th
 that answer again (``Idempotent-Replayed: true``) without running twice; the same key with a
 different request is 422; a retry while the first is still running is 409. Keys are scoped to the
 caller (the subject of a *verified* token, else the client address), so two users cannot collide or
-read each other's answers. Answers that invite a retry are not stored: 5xx, and the 4xx that say
-"later" or "with other credentials" (401, 403, 408, 425, 429). An in-flight key whose process died
-is taken over after a lease; the lease doubles as a fence, so a holder that lost its lease cannot
-overwrite the answer of the request that took over.
+read each other's answers. Not stored: answers that invite a retry (5xx, and the 4xx that say
+"later" or "with other credentials": 401, 403, 408, 425, 429), and answers marked
+``Cache-Control: no-store`` (token responses: a stored copy would be a plaintext credential in the
+database). An in-flight key whose process died is taken over after a lease; the lease doubles as a
+fence, so a holder that lost its lease cannot overwrite the answer of the request that took over.
 """
 
 from __future__ import annotations
@@ -260,7 +261,12 @@ class IdempotencyMiddleware:
             await _replay(claimed, send)
             return
 
-        captured: dict[str, Any] = {"status": 500, "headers": [], "body": bytearray()}
+        captured: dict[str, Any] = {
+            "status": 500,
+            "headers": [],
+            "body": bytearray(),
+            "no_store": False,
+        }
         delivered = False
 
         async def replay_body() -> Message:
@@ -278,6 +284,10 @@ class IdempotencyMiddleware:
                     for k, v in message.get("headers", [])
                     if k.lower() in _STORED_HEADERS
                 ]
+                captured["no_store"] = any(
+                    k.lower() == b"cache-control" and b"no-store" in v.lower()
+                    for k, v in message.get("headers", [])
+                )
             elif message["type"] == "http.response.body":
                 captured["body"].extend(message.get("body", b""))
             await send(message)
@@ -290,7 +300,7 @@ class IdempotencyMiddleware:
             raise
         status: int = captured["status"]
         try:
-            if not is_stored(status):
+            if not is_stored(status) or captured["no_store"]:
                 await store.release(claimed)
             elif not await store.finish(
                 claimed, status, captured["headers"], bytes(captured["body"])

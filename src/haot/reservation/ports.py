@@ -1,6 +1,5 @@
 """What the reservation saga needs from other contexts, as it needs it. Each context provides an
-implementation (in-process or HTTP); until the coupon and point contexts exist, the ``Without*``
-implementations refuse coupon and point use with a clear error instead of pretending.
+implementation (in-process today; HTTP for a split deployment).
 
 Undoing a step is not part of these ports: a failed, expired or cancelled reservation emits an
 event, and each context's consumer undoes its own step (idempotently, from the outbox)."""
@@ -10,7 +9,7 @@ from __future__ import annotations
 import uuid
 from typing import Protocol
 
-from haot.platform.errors import InvalidInput
+from haot.platform.errors import Conflict
 
 
 class CouponPort(Protocol):
@@ -51,27 +50,6 @@ class PaymentPort(Protocol):
         (payment_id, checkout_url)."""
 
 
-class CouponNotUsable(InvalidInput):
-    code = "coupon_not_usable"
-    title = "The coupon cannot be used for this reservation"
-
-
-class InsufficientPoints(InvalidInput):
+class InsufficientPoints(Conflict):
     code = "insufficient_points"
     title = "Not enough points"
-
-
-class WithoutCoupons:
-    async def discount_for(self, **_: object) -> int:
-        raise CouponNotUsable("Coupons are not available yet")
-
-    async def reserve(self, **_: object) -> int:
-        raise CouponNotUsable("Coupons are not available yet")
-
-
-class WithoutPoints:
-    async def spendable(self, **_: object) -> int:
-        return 0
-
-    async def hold(self, **_: object) -> None:
-        raise InsufficientPoints("Points are not available yet")

@@ -1,0 +1,198 @@
+"""Redis loses its keys in the middle of a drop (FLUSHDB at about 30 % issued): claims answer 503 +
+Retry-After while the reconciler rebuilds the event from the database, then issuing resumes; the
+database never holds more than the quantity nor two coupons of one user. Also: the periodic
+reconciler leaves a healthy drop alone."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+import uuid
+from collections import Counter
+from typing import Any
+
+import pytest
+import redis.asyncio as aioredis
+
+from haot.coupon.drops import event_key
+from haot.coupon.repository import CouponRepository
+from haot.platform.auth import Role
+from haot.platform.settings import Settings
+from tests.coupon.conftest import (
+    Answer,
+    accepted,
+    db_view,
+    drive,
+    duplicate_holders,
+    http_drop,
+    issuance_of,
+    open_drop,
+    problem,
+    redis_view,
+    running,
+    serve,
+    settle,
+)
+
+pytestmark = [
+    pytest.mark.postgres,
+    pytest.mark.redis,
+    pytest.mark.parametrize("backend", ["postgres"]),
+]
+
+QUANTITY = 100
+
+
+async def flushdb(settings: Settings) -> None:
+    client = aioredis.Redis.from_url(settings.redis_url)
+    try:
+        await client.flushdb()
+    finally:
+        await client.aclose()
+
+
+@pytest.mark.slow
+async def test_redis_flushed_mid_drop_pauses_then_resumes_without_over_issue(
+    settings: Settings,
+) -> None:
+    async with running(settings) as platform:
+        event_id = await open_drop(platform, quantity=QUANTITY)
+        issuance = issuance_of(platform)
+        users = [uuid.uuid4() for _ in range(2_000)]
+        attempts = users * 3
+        random.Random(5).shuffle(attempts)
+        flushed_at: list[float] = []
+        flush_tasks: list[asyncio.Task[None]] = []
+        wins = 0
+
+        def on_answer(answer: Answer) -> None:
+            nonlocal wins
+            if answer.status == 202:
+                wins += 1
+                if wins == QUANTITY * 3 // 10 and not flush_tasks:
+                    # Flush while other claims are in flight (no await between them and this).
+                    async def flush() -> None:
+                        await flushdb(settings)
+                        flushed_at.append(time.monotonic())
+
+                    flush_tasks.append(asyncio.create_task(flush()))
+
+        answers = await drive(
+            issuance,
+            event_id,
+            attempts,
+            concurrency=200,
+            on_answer=on_answer,
+            retry_unavailable=100,
+        )
+        await asyncio.gather(*flush_tasks)
+        assert flushed_at, "the drop never reached 30 %"
+        flushed = flushed_at[0]
+
+        codes = Counter((a.status, a.code) for a in answers)
+        assert not [a for a in answers if a.status == 500], codes
+        unavailable = [a for a in answers if a.status == 503]
+        assert unavailable, f"no claim was refused during the rebuild: {codes}"
+        assert {a.code for a in unavailable} == {"service_unavailable"}
+        assert all(a.retry_after is not None and a.retry_after >= 1 for a in unavailable)
+        assert not [a for a in answers if a.status == 503 and a.at < flushed]
+        after = [a for a in accepted(answers) if a.at > flushed]
+        assert after, "issuing did not resume after the rebuild"
+
+        # Claims admitted after the rebuild are all persisted; some admitted just before the
+        # flush may be lost with the stream (their users could claim again).
+        view = await settle(platform, event_id, [a.claim_id for a in after if a.claim_id])
+        assert view.rows == view.issued == QUANTITY, (view.rows, view.issued)
+        assert await duplicate_holders(platform, event_id) == []
+        assert all(statuses == ["ISSUED"] for statuses in view.coupons.values())
+        winners = {a.user for a in accepted(answers)}
+        assert set(view.coupons) <= winners
+
+        await platform.jobs.run("reconcile-coupons")
+        cache = await redis_view(platform, event_id)
+        assert cache.backlog == 0
+        assert cache.remaining is not None and cache.remaining + view.issued == QUANTITY
+
+
+async def test_claim_during_rebuild_is_503_with_retry_after_then_accepted(
+    settings: Settings,
+) -> None:
+    async with serve(settings) as api:
+        event_id = await http_drop(api, quantity=10)
+        url = f"/api/v1/coupon-events/{event_id}/claims"
+        first = api.auth(Role.USER)
+        assert (await api.http.post(url, headers=first)).status_code == 202
+        await settle(api.platform, uuid.UUID(event_id), [])
+        assert (await db_view(api.platform, uuid.UUID(event_id))).rows == 1
+
+        await flushdb(api.platform.settings)
+        second = api.auth(Role.USER)
+        refused = await api.http.post(url, headers=second)
+        assert problem(refused) == (503, "service_unavailable")
+        assert int(refused.headers["Retry-After"]) >= 1
+
+        for _ in range(100):
+            answer = await api.http.post(url, headers=second)
+            if answer.status_code != 503:
+                break
+            await asyncio.sleep(0.05)
+        assert answer.status_code == 202, answer.text
+        # The rebuilt event remembers who holds a coupon already.
+        assert problem(await api.http.post(url, headers=first)) == (409, "coupon_already_claimed")
+        await settle(api.platform, uuid.UUID(event_id), [answer.json()["claim_id"]])
+        event = (await api.http.get(f"/api/v1/coupon-events/{event_id}")).json()
+        assert (event["issued"], event["remaining"]) == (2, 8)
+
+
+async def test_periodic_reconcile_leaves_a_healthy_drop_alone(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The sweep runs every 30 s in every worker, also in the middle of a drop. Claims that move
+    from the stream to the database while it looks must not look like damage (a rebuild pauses
+    the drop: 503 for everyone); real damage must still be repaired."""
+    async with running(settings, workers=False) as platform:
+        event_id = await open_drop(platform, quantity=100)
+        issuance = issuance_of(platform)
+        original = CouponRepository.get_event
+        busy = False
+        during: list[Answer] = []
+
+        async def get_event(self: CouponRepository, *args: Any, **kwargs: Any) -> Any:
+            """Each time the sweep has read the event, the drop goes on: five more claims are
+            admitted and everything admitted is persisted, before the sweep reads Redis."""
+            nonlocal busy
+            event = await original(self, *args, **kwargs)
+            task = asyncio.current_task()
+            if task is not None and task.get_name() == "sweep" and not busy:
+                busy = True
+                try:
+                    during.extend(await drive(issuance, event_id, [uuid.uuid4() for _ in range(5)]))
+                    await issuance.pump_once(platform.transport)
+                finally:
+                    busy = False
+            return event
+
+        monkeypatch.setattr(CouponRepository, "get_event", get_event)
+        first = await drive(issuance, event_id, [uuid.uuid4() for _ in range(10)])
+        assert {a.status for a in first} == {202}
+
+        results = []
+        for _ in range(3):
+            sweep = asyncio.create_task(platform.jobs.run("reconcile-coupons"), name="sweep")
+            results.append(await sweep)
+        assert Counter(a.code for a in during) == {"accepted": len(during)}
+        assert [r["rebuilt"] for r in results] == [0, 0, 0]
+        cache = await redis_view(platform, event_id)
+        assert cache.state == "open"
+        later = await drive(issuance, event_id, [uuid.uuid4() for _ in range(5)])
+        assert {a.status for a in later} == {202}
+
+        # Real damage (Redis lost stock) is still found and repaired.
+        monkeypatch.setattr(CouponRepository, "get_event", original)
+        await issuance.pump_once(platform.transport)
+        view = await db_view(platform, event_id)
+        await platform.redis.hset(event_key(event_id), "remaining", 3)
+        assert (await platform.jobs.run("reconcile-coupons"))["rebuilt"] == 1
+        cache = await redis_view(platform, event_id)
+        assert (cache.state, cache.remaining) == ("open", 100 - view.issued)
