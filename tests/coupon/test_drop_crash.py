@@ -92,7 +92,8 @@ async def assert_exactly_once(platform: Platform, event_id: uuid.UUID, claims: l
     assert await inbox_rows(platform) == QUANTITY
     cache = await redis_view(platform, event_id)
     assert cache.backlog == 0
-    assert cache.remaining == 0 and cache.users == QUANTITY
+    assert cache.remaining == 0
+    assert cache.users == QUANTITY
 
 
 async def test_persist_failing_mid_batch_is_retried_event_by_event(

@@ -16,6 +16,7 @@ from haot.platform.settings import Settings
 from tests.conftest import make_settings
 from tests.coupon.conftest import (
     accepted,
+    claim,
     drive,
     duplicate_holders,
     issuance_of,
@@ -108,5 +109,5 @@ async def test_a_sweep_while_claims_are_in_kafka_does_not_reopen_the_stock(
 
         cache = await redis_view(platform, event_id)
         assert (cache.remaining, cache.users) == (0, quantity)
-        late = await drive(issuance, event_id, [uuid.uuid4(), users[0]])
+        late = [await claim(issuance, event_id, user) for user in (uuid.uuid4(), users[0])]
         assert [a.code for a in late] == ["coupon_sold_out", "coupon_already_claimed"]

@@ -112,7 +112,8 @@ async def test_redis_flushed_mid_drop_pauses_then_resumes_without_over_issue(
         await platform.jobs.run("reconcile-coupons")
         cache = await redis_view(platform, event_id)
         assert cache.backlog == 0
-        assert cache.remaining is not None and cache.remaining + view.issued == QUANTITY
+        assert cache.remaining is not None
+        assert cache.remaining + view.issued == QUANTITY
 
 
 async def test_claim_during_rebuild_is_503_with_retry_after_then_accepted(

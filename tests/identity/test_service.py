@@ -325,6 +325,14 @@ async def test_profile_update_changes_only_the_given_fields(identity: IdentitySe
     assert (await identity.get(user.id)).name == "Kim Minji"
 
 
+async def test_user_is_found_by_email_in_any_case(identity: IdentityService) -> None:
+    user = await identity.sign_up(sign_up_data("seoyeon@example.com"))
+
+    assert (await identity.get_by_email(" SeoYeon@Example.com ")).id == user.id
+    with pytest.raises(UserNotFound):
+        await identity.get_by_email("nobody@example.com")
+
+
 async def test_unknown_user_is_not_found(identity: IdentityService) -> None:
     with pytest.raises(UserNotFound):
         await identity.get(new_id())

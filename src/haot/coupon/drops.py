@@ -42,6 +42,17 @@ redis.call('XADD', KEYS[3], '*', 'user', ARGV[1], 'claim', ARGV[2], 'at', now)
 return {'accepted', now}
 """
 
+# An edit of a loaded event (state and window) that keeps its stock and users: claims admitted
+# but not yet persisted are known only here. A rebuild in progress (paused) stays paused.
+_CONFIGURE = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+redis.call('HSET', KEYS[1], 'starts', ARGV[2], 'ends', ARGV[3])
+if redis.call('HGET', KEYS[1], 'state') ~= 'paused' then
+  redis.call('HSET', KEYS[1], 'state', ARGV[1])
+end
+return 1
+"""
+
 
 class Admission(StrEnum):
     ACCEPTED = "accepted"
@@ -96,6 +107,7 @@ class Drops:
     def __init__(self, redis: Redis, *, claims_per_second: int = 5) -> None:
         self._redis = redis
         self._script = redis.register_script(_CLAIM)
+        self._configure = redis.register_script(_CONFIGURE)
         self._claims_per_second = claims_per_second
 
     async def admit(
@@ -133,6 +145,20 @@ class Drops:
         pipe.sadd(ACTIVE_EVENTS, str(state.event_id))
         await pipe.execute()
         await self.ensure_group(state.event_id)
+
+    async def configure(self, state: EventState) -> None:
+        """Apply an edit (state, window) without touching stock and users; an event Redis does
+        not hold is loaded whole."""
+        changed = await self._configure(
+            keys=[event_key(state.event_id)],
+            args=[
+                state.state,
+                int(state.starts_at.timestamp() * 1000),
+                int(state.ends_at.timestamp() * 1000),
+            ],
+        )
+        if not changed:
+            await self.load(state)
 
     async def ensure_group(self, event_id: uuid.UUID) -> None:
         try:

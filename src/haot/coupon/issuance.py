@@ -105,6 +105,10 @@ class Issuance:
             case Admission.PAUSED:
                 raise ServiceUnavailable("Coupon issuing is being repaired; retry shortly")
             case Admission.MISSING:
+                # Redis lost the event, or it never was one (which no retry would change).
+                async with self._uow() as uow:
+                    if await CouponRepository(uow.session).get_event(event_id) is None:
+                        raise EventNotFound()
                 await self._rebuild_soon(event_id)
                 raise ServiceUnavailable("Coupon issuing is being repaired; retry shortly")
 
@@ -117,7 +121,7 @@ class Issuance:
             try:
                 await self.reconcile_event(event_id, force=True)
             except EventNotFound:
-                # Not an event at all: remember that, so later claims answer 409 quickly.
+                # Not an event (claim() answers 404 for those): nothing to rebuild.
                 log.info("claim_for_unknown_event", event_id=str(event_id))
             except Exception:
                 log.exception("coupon_rebuild_failed", event_id=str(event_id))

@@ -240,7 +240,10 @@ class CouponService:
             event.updated_at = now
             users = await repo.event_user_ids(event.id)
             await uow.commit()
-        await self._drops.load(redis_state(event, users))
+        if data.quantity is not None:  # only before the start: nothing admitted yet
+            await self._drops.load(redis_state(event, users))
+        else:  # Redis may hold admitted claims the database has not seen yet: keep them
+            await self._drops.configure(redis_state(event, users))
         return event_read(event, now)
 
     async def list_events(self, *, live_only: bool, paging: PageParams) -> Page[EventRead]:

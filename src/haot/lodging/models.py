@@ -37,6 +37,7 @@ class Lodging(Base):
     # Lower-cased copies so region filters use an index on both engines.
     city_key: Mapped[str] = mapped_column(String(200), index=True)
     district_key: Mapped[str] = mapped_column(String(200), index=True)
+    search_text: Mapped[str] = mapped_column(Text, default="", server_default="")
     latitude: Mapped[float] = mapped_column(Float)
     longitude: Mapped[float] = mapped_column(Float)
     amenities: Mapped[list[str]] = mapped_column(JSON)

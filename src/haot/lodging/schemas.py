@@ -16,7 +16,7 @@ Amenity = Annotated[
 Url = Annotated[str, StringConstraints(strip_whitespace=True, pattern=r"^https?://\S{1,2000}$")]
 Won = Annotated[int, Field(ge=0, le=100_000_000)]
 Rooms = Annotated[int, Field(ge=0, le=10_000)]
-Stay = Annotated[int, Field(ge=1, le=365)]
+Stay = Annotated[int, Field(ge=1, le=30)]  # nights; the platform's longest stay is 30
 
 MAX_NIGHTS_PLATFORM = 30
 

@@ -95,13 +95,7 @@ def _lodging_filters(query: SearchQuery) -> list[ColumnElement[bool]]:
         conditions.append(or_(Lodging.city_key == key, Lodging.district_key == key))
     if query.q:
         pattern = _like(query.q.strip())
-        conditions.append(
-            or_(
-                func.lower(Lodging.name).like(pattern, escape="\\"),
-                func.lower(Lodging.address).like(pattern, escape="\\"),
-                func.lower(Lodging.description).like(pattern, escape="\\"),
-            )
-        )
+        conditions.append(Lodging.search_text.like(pattern, escape="\\"))
     if query.amenities:
         wanted = sorted(set(query.amenities))
         having_all = (

@@ -101,6 +101,8 @@ def _apply_lodging_fields(row: Lodging, fields: dict[str, Any]) -> None:
         fields["amenities"] = sorted(set(fields["amenities"]))
     for name, value in fields.items():
         setattr(row, name, value)
+    # Lower-cased in Python (full Unicode), because SQLite's lower() folds ASCII only.
+    row.search_text = " ".join((row.name, row.address, row.description)).lower()
 
 
 class LodgingService:
@@ -311,6 +313,9 @@ class LodgingService:
     def _open_night(room_type: RoomType, day: Any, data: CalendarUpdate) -> Night:
         if data.price is None:
             raise PriceRequired(f"{day} is not open yet: give a price to open it")
+        min_stay, max_stay = data.min_stay or 1, data.max_stay or 30
+        if min_stay > max_stay:
+            raise InvalidDates(f"{day}: min_stay {min_stay} would exceed max_stay {max_stay}")
         return Night(
             room_type_id=room_type.id,
             date=day,
@@ -320,8 +325,8 @@ class LodgingService:
             held=0,
             sold=0,
             closed=bool(data.closed),
-            min_stay=data.min_stay or 1,
-            max_stay=data.max_stay or 30,
+            min_stay=min_stay,
+            max_stay=max_stay,
         )
 
     @staticmethod

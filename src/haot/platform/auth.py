@@ -91,7 +91,8 @@ class TokenSigner:
 
 class Revocations:
     """Access tokens are stateless, so revoking them early needs one shared fact per user: "every
-    token issued before T is void". Deactivation, role change, password change and logout stamp T;
+    token issued before T is void". Deactivation, role change and password change stamp T (logout
+    revokes the refresh session only: access tokens of other devices stay valid until expiry);
     the stamp lives as long as the longest access token could."""
 
     def __init__(self, redis: Redis, *, ttl_seconds: int) -> None:

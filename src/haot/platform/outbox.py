@@ -191,8 +191,9 @@ class OutboxRelay:
                 continue
             self._wakeup.clear()
             waiters = [asyncio.create_task(self._wakeup.wait()), asyncio.create_task(stop.wait())]
-            _, pending = await asyncio.wait(
-                waiters, timeout=backoff, return_when=asyncio.FIRST_COMPLETED
-            )
-            for task in pending:
-                task.cancel()
+            try:
+                await asyncio.wait(waiters, timeout=backoff, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                # Also when the relay itself is cancelled: no waiter may outlive it.
+                for task in waiters:
+                    task.cancel()
