@@ -42,8 +42,8 @@ services:
 check: lint typecheck
 
 lint:
-	$(BIN)/ruff check src tests
-	$(BIN)/ruff format --check src tests
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
 
 typecheck:
 	$(BIN)/mypy
@@ -52,8 +52,12 @@ pytest:
 	$(BIN)/pytest -q $(PYTEST_ARGS)
 
 fmt: install-dev
-	$(BIN)/ruff check --fix src tests
-	$(BIN)/ruff format src tests
+	$(BIN)/ruff check --fix src tests bench
+	$(BIN)/ruff format src tests bench
+
+## bench: coupon claims under wrk beside a raw baseline (PostgreSQL + Redis, several workers); writes bench/results/
+bench: install-dev services
+	$(BIN)/python -m bench.run
 
 clean:
 	rm -rf var .pytest_cache .mypy_cache .ruff_cache

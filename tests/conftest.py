@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from concurrent.futures import ThreadPoolExecutor
 from collections.abc import AsyncIterator, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -149,7 +149,7 @@ async def _truncate(url: str) -> None:
             # DELETE beats TRUNCATE for a handful of rows (TRUNCATE rewrites every table's
             # files); there are no foreign keys to order around.
             for table in metadata.sorted_tables:
-                await conn.execute(text(f"DELETE FROM {table.name}"))
+                await conn.execute(text(f"DELETE FROM {table.name}"))  # noqa: S608 (our tables)
     finally:
         await engine.dispose()
 
@@ -169,10 +169,10 @@ def backend(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
-async def database_url(backend: str, request: pytest.FixtureRequest) -> AsyncIterator[str]:
+async def database_url(backend: str, request: pytest.FixtureRequest) -> str:
     url: str = request.getfixturevalue(f"{backend}_url")
     await _truncate(url)
-    yield url
+    return url
 
 
 @pytest.fixture

@@ -228,7 +228,9 @@ async def settle(
         view = await db_view(platform, event_id)
         backlog = await Drops(platform.redis).backlog(event_id)
         if backlog == 0 and wanted <= view.claims.keys():
-            return view
+            # Read again: the queries of one view see different snapshots (read committed), and
+            # a batch may have committed between the first and the last.
+            return await db_view(platform, event_id)
         if time.monotonic() > deadline:
             missing = len(wanted - view.claims.keys())
             raise AssertionError(f"not settled in {within}s: backlog {backlog}, {missing} missing")

@@ -117,13 +117,6 @@ async def test_concurrent_completions_of_a_good_payment_confirm_once(pg_world: W
     assert world.gateway.cancel_calls == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "bug: PaymentService.reconcile only re-queries READY payments; a payment voided (FAILED) "
-        "by expiry and then paid at the gateway is never looked at again when its webhook is lost"
-    ),
-)
 async def test_late_payment_whose_webhook_was_lost_is_refunded_by_the_reconciler(
     world: World,
 ) -> None:

@@ -159,13 +159,6 @@ class ExpiresBeforeCouponReserve:
         return result
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "bug: no fencing for coupons: a coupon reserved after its reservation was given up "
-        "stays RESERVED (points have a tombstone, lodging holds too, coupons do not)"
-    ),
-)
 async def test_coupon_reserved_after_the_reservation_expired_is_given_back(world: World) -> None:
     guest = world.guest()
     user_coupon_id = await wallet(world, guest)

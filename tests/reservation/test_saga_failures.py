@@ -13,6 +13,7 @@ import pytest
 
 from haot.lodging.inventory import HoldReleased, SoldOut
 from haot.payment.gateway import GatewayUnavailable
+from haot.payment.service import PaymentRefused
 from haot.platform.auth import Principal
 from haot.platform.clock import utcnow
 from haot.platform.errors import Conflict, InvalidInput
@@ -227,18 +228,7 @@ async def test_coupon_or_points_refused_up_front_books_nothing(
     "before_payment",
     [
         pytest.param(False, id="after-payment"),
-        pytest.param(
-            True,
-            id="before-payment",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason=(
-                    "bug: a saga still running after its reservation was given up creates and "
-                    "pre-registers a payment that nothing ever voids (READY for an EXPIRED "
-                    "reservation, re-queried by every reconcile run); payments have no fencing"
-                ),
-            ),
-        ),
+        pytest.param(True, id="before-payment"),
     ],
 )
 async def test_expiry_while_booking_ends_expired_with_every_step_undone(
@@ -246,7 +236,10 @@ async def test_expiry_while_booking_ends_expired_with_every_step_undone(
 ) -> None:
     service = saga(world, payments=ExpiresWhileBooking(world, before_payment=before_payment))
     guest = world.guest()
-    with pytest.raises(InvalidTransition):
+    # Before the payment exists, the payment context's fence refuses it; after, the saga's own
+    # final step notices the reservation is no longer PENDING.
+    refusal = PaymentRefused if before_payment else InvalidTransition
+    with pytest.raises(refusal):
         await service.create(guest, stay(world), idempotency_key=None)
     await world.settle()
     snap = await assert_consistent(world.platform, world.gateway)
@@ -297,11 +290,18 @@ async def test_crash_after_a_step_is_given_up_by_the_expiry_job(world: World, st
     assert snap.reservation(reservation.id).status == "EXPIRED"
     assert all((n.held, n.sold) == (0, 0) for n in snap.nights)
     payment = snap.payment(reservation.id)
-    if step == "payment":
-        assert payment is not None
-        assert payment.status == "FAILED"
-    else:
-        assert payment is None
+    assert payment is not None
+    assert payment.status == "FAILED"
+    if step != "payment":
+        # No payment existed: a tombstone takes its place, so a late create is refused.
+        assert (payment.amount, payment.id) == (0, f"void_{reservation.id.hex}")
+        with pytest.raises(PaymentRefused):
+            await world.platform.services["payment.client"].create_payment(
+                reservation_id=reservation.id,
+                user_id=reservation.user_id,
+                amount=reservation.amount,
+                order_name="late",
+            )
 
     # The crashed process comes back and tries to hold: fenced, nothing is held.
     with pytest.raises(HoldReleased):
@@ -360,9 +360,10 @@ async def test_expiry_racing_payment_ends_confirmed_or_expired_and_refunded_once
     relay = next(iter(world.platform.relays.values()))
     outcomes: list[str] = []
     # The expiry job starts this long after the guest's "payment done": from "at once" (expiry
-    # wins) to "well after" (confirmation wins), through the window where they overlap.
-    delays = [0.0, 0.0, 0.005, 0.01, 0.015, 0.02, 0.025, 0.03, 0.04, 0.06, 0.5, 0.5]
+    # wins) through the window where they overlap to "once confirmed" (None: confirmation wins).
+    delays = [0.0, 0.0, 0.005, 0.01, 0.015, 0.02, 0.025, 0.03, 0.04, 0.06, 0.1, None]
     for attempt, delay in enumerate(delays):
+        confirmed = asyncio.Event()
         guest = world.guest()
         created = await reservations.create(
             guest, stay(world, start=5 + 2 * attempt), idempotency_key=None
@@ -372,12 +373,17 @@ async def test_expiry_racing_payment_ends_confirmed_or_expired_and_refunded_once
         world.gateway.pay(payment_id)
         late = created.expires_at + timedelta(seconds=1)
 
-        async def pay_and_confirm(guest: Principal = guest, payment_id: str = payment_id) -> None:
+        async def pay_and_confirm(
+            guest: Principal = guest, payment_id: str = payment_id, done: asyncio.Event = confirmed
+        ) -> None:
             await payments.complete(guest, payment_id)
             await relay.drain()
+            done.set()
 
-        async def expire_after(delay: float = delay, late: datetime = late) -> None:
-            await asyncio.sleep(delay)
+        async def expire_after(
+            delay: float | None = delay, late: datetime = late, done: asyncio.Event = confirmed
+        ) -> None:
+            await (done.wait() if delay is None else asyncio.sleep(delay))
             await world.platform.jobs.run("expire-holds", as_of=late)
 
         await asyncio.gather(pay_and_confirm(), expire_after())

@@ -18,7 +18,11 @@ def coupon_consumer(uow: UnitOfWorkFactory, coupons: CouponService) -> Consumer:
 
     async def restore(unit: UnitOfWork, event: Event) -> None:
         if event.payload.get("user_coupon_id"):
-            await coupons.restore(unit, uuid.UUID(event.payload["reservation_id"]))
+            await coupons.restore(
+                unit,
+                uuid.UUID(event.payload["reservation_id"]),
+                uuid.UUID(event.payload["user_coupon_id"]),
+            )
 
     handlers: dict[str, EventHandler] = {reservation_events.RESERVATION_CONFIRMED: use}
     for kind in reservation_events.GIVEN_UP:

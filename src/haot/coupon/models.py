@@ -92,3 +92,12 @@ class Claim(Base):
     settled_at: Mapped[datetime] = mapped_column(UtcDateTime)
 
     __table_args__ = (Index("ix_coupon_claims_event_user", "event_id", "user_id"),)
+
+
+class ReservationFence(Base):
+    """A reservation given up before its coupon was reserved: a late ``reserve`` is refused."""
+
+    __tablename__ = "coupon_reservation_fences"
+
+    reservation_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)

@@ -11,14 +11,14 @@ from sqlalchemy import func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
 
-from haot.coupon.models import Claim, Coupon, CouponEvent, UserCoupon
+from haot.coupon.models import Claim, Coupon, CouponEvent, ReservationFence, UserCoupon
 
 
 class CouponRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
-    def add(self, row: Coupon | CouponEvent | UserCoupon | Claim) -> None:
+    def add(self, row: Coupon | CouponEvent | UserCoupon | Claim | ReservationFence) -> None:
         self.session.add(row)
 
     async def get_coupon(self, coupon_id: uuid.UUID) -> Coupon | None:

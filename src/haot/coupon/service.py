@@ -16,7 +16,7 @@ from haot.coupon.domain import (
     inapplicable_because,
 )
 from haot.coupon.drops import Drops, EventState
-from haot.coupon.models import Coupon, CouponEvent, UserCoupon
+from haot.coupon.models import Coupon, CouponEvent, ReservationFence, UserCoupon
 from haot.coupon.repository import CouponRepository
 from haot.coupon.schemas import (
     CouponCreate,
@@ -375,6 +375,8 @@ class CouponService:
                 return off
             if user_coupon.status != UserCouponStatus.ISSUED.value:
                 raise CouponNotUsable(f"the coupon is {user_coupon.status}")
+            if await uow.session.get(ReservationFence, reservation_id) is not None:
+                raise CouponNotUsable("the reservation was already given up")
             user_coupon.status = UserCouponStatus.RESERVED.value
             user_coupon.reservation_id = reservation_id
             user_coupon.updated_at = utcnow()
@@ -391,16 +393,24 @@ class CouponService:
         user_coupon.updated_at = now
         return True
 
-    async def restore(self, uow: UnitOfWork, reservation_id: uuid.UUID) -> bool:
+    async def restore(
+        self, uow: UnitOfWork, reservation_id: uuid.UUID, user_coupon_id: uuid.UUID
+    ) -> bool:
         """The reservation will not happen: its coupon is the user's again (or expired, if its
-        validity has passed meanwhile)."""
-        user_coupon = await CouponRepository(uow.session).user_coupon_by_reservation(reservation_id)
-        if user_coupon is None or user_coupon.status not in (
+        validity has passed meanwhile). Locks the coupon row that ``reserve`` locks, so if the
+        saga has not reserved it yet, the fence written here is seen by that late ``reserve``."""
+        repo = CouponRepository(uow.session)
+        user_coupon = await repo.get_user_coupon(user_coupon_id, for_update=True)
+        now = utcnow()
+        if user_coupon is None or user_coupon.reservation_id != reservation_id:
+            if await uow.session.get(ReservationFence, reservation_id) is None:
+                repo.add(ReservationFence(reservation_id=reservation_id, created_at=now))
+            return False
+        if user_coupon.status not in (
             UserCouponStatus.RESERVED.value,
             UserCouponStatus.USED.value,
         ):
             return False
-        now = utcnow()
         user_coupon.status = (
             UserCouponStatus.ISSUED.value
             if user_coupon.expires_at > now

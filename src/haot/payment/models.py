@@ -28,11 +28,16 @@ class Payment(Base):
     transaction_id: Mapped[str | None] = mapped_column(String(100))
     failure_reason: Mapped[str | None] = mapped_column(String(300))
     paid_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    # A payment we gave up on (FAILED) is asked about again a few times with backoff: money can
+    # still arrive at the gateway, and its webhook can be lost.
+    recheck_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    rechecks: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
 
     __table_args__ = (
         Index("ix_payment_payments_user_created", "user_id", "created_at"),
+        Index("ix_payment_payments_recheck", "status", "recheck_at"),
         Index("ix_payment_payments_status_created", "status", "created_at"),
     )
 

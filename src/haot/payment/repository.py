@@ -88,6 +88,21 @@ class PaymentRepository:
         )
         return (await self.session.scalars(statement)).all()
 
+    async def due_rechecks(self, *, now: datetime, limit: int) -> Sequence[Payment]:
+        """Given-up payments whose next look at the gateway is due."""
+        statement = (
+            select(Payment)
+            .where(
+                Payment.status == "FAILED",
+                Payment.recheck_at.is_not(None),
+                Payment.recheck_at <= now,
+            )
+            .order_by(Payment.recheck_at)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+        return (await self.session.scalars(statement)).all()
+
     async def refund_by_key(self, key: str) -> Refund | None:
         return (await self.session.scalars(select(Refund).where(Refund.key == key))).one_or_none()
 

@@ -13,6 +13,8 @@ from datetime import timedelta
 import structlog
 from prometheus_client import Counter
 
+from sqlalchemy.exc import IntegrityError
+
 from haot.payment import events
 from haot.payment.domain import PaymentStatus, Verdict, judge, status_after_refund
 from haot.payment.gateway import GatewayError, GatewayPayment, PaymentGateway
@@ -21,7 +23,7 @@ from haot.payment.repository import PaymentRepository
 from haot.payment.schemas import CreatedPayment, PaymentRead
 from haot.platform.auth import Principal
 from haot.platform.clock import utcnow
-from haot.platform.errors import NotFound
+from haot.platform.errors import Conflict, NotFound
 from haot.platform.ids import new_id
 from haot.platform.uow import UnitOfWork, UnitOfWorkFactory
 from haot.platform.web import Page, PageParams
@@ -38,6 +40,15 @@ REFUNDS = Counter("haot_payment_refunds_total", "Refunds executed at the gateway
 class PaymentNotFound(NotFound):
     code = "payment_not_found"
     title = "Payment not found"
+
+
+class PaymentRefused(Conflict):
+    code = "reservation_given_up"
+    title = "The reservation was given up; no payment can be created for it"
+
+
+RECHECK_STEP = timedelta(minutes=2)
+RECHECKS = 7  # at the next sweep, then 4, 8, 16, 32, 64 and 128 minutes after giving up
 
 
 def new_payment_id() -> str:
@@ -74,6 +85,10 @@ class PaymentService:
         async with self._uow() as uow:
             repo = PaymentRepository(uow.session)
             payment = await repo.get_by_reservation(reservation_id)
+            if payment is not None and payment.status == PaymentStatus.FAILED.value:
+                # The reservation was given up (and its payment voided, or fenced before it
+                # existed) while the saga was still running: no money may be asked for.
+                raise PaymentRefused()
             if payment is None:
                 now = utcnow()
                 payment = Payment(
@@ -89,7 +104,10 @@ class PaymentService:
                     updated_at=now,
                 )
                 repo.add(payment)
-                await uow.commit()
+                try:
+                    await uow.commit()
+                except IntegrityError as exc:  # fenced by a give-up that got in first
+                    raise PaymentRefused() from exc
         await self._gateway.pre_register(payment.id, amount=payment.amount, currency="KRW")
         return CreatedPayment(payment_id=payment.id, checkout_url=self.checkout_url(payment.id))
 
@@ -188,6 +206,7 @@ class PaymentService:
                     key=f"late:{payment.id}",
                     reason="payment arrived after the reservation was given up",
                 )
+                payment.recheck_at = None
             return
         verdict = judge(payment.amount, payment.currency, seen)
         if verdict is Verdict.WAIT:
@@ -350,17 +369,37 @@ class PaymentService:
         )
 
     async def void(self, uow: UnitOfWork, reservation_id: uuid.UUID, reason: str) -> None:
-        """The reservation was given up before payment: a READY payment will never confirm."""
+        """The reservation was given up before payment: a READY payment will never confirm. If the
+        saga has not created its payment yet, a FAILED tombstone takes its place, so the late
+        ``create_payment`` is refused (the fence)."""
         repo = PaymentRepository(uow.session)
         payment = await repo.get_by_reservation(reservation_id, for_update=True)
+        now = utcnow()
         if payment is None:
+            repo.add(
+                Payment(
+                    id=f"void_{reservation_id.hex}",
+                    reservation_id=reservation_id,
+                    user_id=uuid.UUID(int=0),
+                    order_name="",
+                    amount=0,
+                    currency="KRW",
+                    status=PaymentStatus.FAILED.value,
+                    cancelled_amount=0,
+                    failure_reason=f"{reason} before a payment was created",
+                    rechecks=0,
+                    created_at=now,
+                    updated_at=now,
+                )
+            )
             return
         if await repo.transition(
             payment.id,
             from_status=PaymentStatus.READY.value,
             to_status=PaymentStatus.FAILED.value,
             failure_reason=reason,
-            updated_at=utcnow(),
+            recheck_at=now,
+            updated_at=now,
         ):
             # The guest may have paid in the same instant: ask the gateway once more, and a
             # payment that did arrive is refunded by ``sync``.
@@ -411,5 +450,28 @@ class PaymentService:
                 synced += 1
             except GatewayError:
                 log.warning("reconcile_sync_failed", payment_id=payment_id)
+        rechecked = await self._recheck_given_up(limit=limit)
         refunds = await self.execute_refunds(limit=limit)
-        return {"checked": len(ids), "synced": synced, "refunds": refunds}
+        return {"checked": len(ids), "synced": synced, "rechecked": rechecked, "refunds": refunds}
+
+    async def _recheck_given_up(self, *, limit: int) -> int:
+        """Ask the gateway again about payments we gave up on (backoff, a bounded number of
+        times): a guest may have paid anyway and the webhook may be lost; ``sync`` refunds."""
+        now = utcnow()
+        async with self._uow() as uow:
+            due = list(await PaymentRepository(uow.session).due_rechecks(now=now, limit=limit))
+            for payment in due:
+                payment.rechecks += 1
+                payment.recheck_at = (
+                    now + RECHECK_STEP * 2**payment.rechecks
+                    if payment.rechecks < RECHECKS
+                    else None
+                )
+            ids = [payment.id for payment in due]
+            await uow.commit()
+        for payment_id in ids:
+            try:
+                await self.sync(payment_id)
+            except GatewayError:
+                log.warning("recheck_failed", payment_id=payment_id)
+        return len(ids)

@@ -60,6 +60,7 @@ class Platform:
         )
         self.consumers: list[Consumer] = []
         self.background: list[tuple[str, BackgroundTask]] = []
+        self.add_background("idempotency-purge", self.idempotency.run_purger)
         self.jobs = Jobs()
         self._on_stop: list[Callable[[], Awaitable[None]]] = []
         self.services: dict[str, Any] = {}
@@ -148,7 +149,15 @@ class Platform:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=15)
 
-    async def readiness(self) -> dict[str, str]:
+    async def readiness(self, *, within: float = 2.0) -> dict[str, str]:
+        """Each dependency checked with a deadline: an unreachable (not refusing) server must not
+        hang the probe past its own timeout."""
+        try:
+            return await asyncio.wait_for(self._readiness(), timeout=within)
+        except TimeoutError:
+            return {"deadline": f"error: checks took longer than {within}s"}
+
+    async def _readiness(self) -> dict[str, str]:
         checks: dict[str, str] = {}
         for url in self.databases.distinct_urls(self.contexts):
             name = "database" if len(self.relays) == 1 else f"database:{url.split('@')[-1]}"

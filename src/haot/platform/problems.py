@@ -8,6 +8,8 @@ import orjson
 import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 from sqlalchemy.exc import DataError, DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
@@ -149,6 +151,18 @@ def install_problem_handlers(app: FastAPI) -> None:
             instance=request.url.path,
         )
 
+    async def on_dependency_down(request: Request, exc: Exception) -> Response:
+        # Redis or the database cannot be reached: the request is fine, the service is not.
+        log.error("dependency_unavailable", path=request.url.path, error=type(exc).__name__)
+        return problem_response(
+            status=503,
+            code="service_unavailable",
+            title="Service temporarily unavailable",
+            detail="A backing service is unreachable; retry shortly.",
+            instance=request.url.path,
+            headers={"Retry-After": "2"},
+        )
+
     async def on_unexpected(request: Request, exc: Exception) -> Response:
         log.exception("unhandled_error", path=request.url.path)
         return internal_error_response(request.url.path)
@@ -157,4 +171,6 @@ def install_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, on_validation_error)
     app.add_exception_handler(StarletteHTTPException, on_http_error)
     app.add_exception_handler(DBAPIError, on_database_error)
+    app.add_exception_handler(RedisConnectionError, on_dependency_down)
+    app.add_exception_handler(RedisTimeoutError, on_dependency_down)
     app.add_exception_handler(Exception, on_unexpected)

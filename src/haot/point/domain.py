@@ -78,7 +78,7 @@ def place_refund(allocations: Sequence[AllocationView], amount: int) -> list[tup
 
 def restored_expiry(original: datetime, *, now: datetime, grace: timedelta) -> datetime:
     """A restored lot keeps its expiry, unless that has passed: then it lives ``grace`` longer."""
-    return original
+    return original if original > now else now + grace
 
 
 def earned_points(paid_amount: int, rate_percent: float) -> int:

@@ -1,0 +1,51 @@
+-- wrk script of `make bench`.
+--   wrk ... -s bench/wrk.lua URL -- METHOD [TOKENS_FILE THREADS]
+-- With a tokens file (one access token a line), each request carries the next user's token:
+-- thread i of n sends tokens i, i+n, i+2n, ... so threads never share a user. When the run is
+-- over, one line "WRK_JSON {...}" gives the totals and latency percentiles in microseconds.
+
+local threads = {}
+local count = 0
+
+function setup(thread)
+  count = count + 1
+  thread:set("id", count)
+  table.insert(threads, thread)
+end
+
+local tokens = {}
+local index = 0
+local step = 1
+
+function init(args)
+  wrk.method = args[1] or "GET"
+  if args[2] then
+    for line in io.lines(args[2]) do
+      if #line > 0 then
+        tokens[#tokens + 1] = "Bearer " .. line
+      end
+    end
+    step = tonumber(args[3] or "1")
+    index = id - 1
+  end
+end
+
+function request()
+  if #tokens == 0 then
+    return wrk.format()
+  end
+  local token = tokens[(index % #tokens) + 1]
+  index = index + step
+  return wrk.format(nil, nil, { ["Authorization"] = token })
+end
+
+function done(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format(
+    'WRK_JSON {"requests": %d, "duration_us": %d, "bytes": %d, "errors": {"connect": %d, ' ..
+    '"read": %d, "write": %d, "status": %d, "timeout": %d}, "latency_us": {"mean": %.1f, ' ..
+    '"stdev": %.1f, "max": %d, "p50": %d, "p90": %d, "p99": %d, "p999": %d}}\n',
+    summary.requests, summary.duration, summary.bytes, e.connect, e.read, e.write, e.status,
+    e.timeout, latency.mean, latency.stdev, latency.max, latency:percentile(50),
+    latency:percentile(90), latency:percentile(99), latency:percentile(99.9)))
+end
