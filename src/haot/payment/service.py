@@ -12,7 +12,6 @@ from datetime import timedelta
 
 import structlog
 from prometheus_client import Counter
-
 from sqlalchemy.exc import IntegrityError
 
 from haot.payment import events
