@@ -3,13 +3,20 @@ straight into tables), so the demo obeys the same rules as real use."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import structlog
 
 from haot.bootstrap import build_platform
+from haot.coupon.domain import DiscountType
+from haot.coupon.schemas import CouponCreate, EventCreate
 from haot.identity.schemas import SignUp, UserRead
 from haot.identity.service import EmailTaken, IdentityService
 from haot.platform.auth import Role
+from haot.platform.clock import utcnow
+from haot.platform.container import Platform
 from haot.platform.settings import Settings
+from haot.point.schemas import GrantCreate
 from haot.seed_lodgings import principal_of, seed_lodgings
 
 log = structlog.get_logger(__name__)
@@ -39,6 +46,37 @@ async def seed_accounts(identity: IdentityService) -> dict[str, UserRead]:
     return accounts
 
 
+async def seed_promotions(platform: Platform, accounts: dict[str, UserRead]) -> None:
+    """An open first-come-first-served event and some points for the demo guests (once, with
+    the lodgings: a re-run finds lodgings present and skips this too)."""
+    now = utcnow()
+    coupons = platform.services["coupon"]
+    coupon = await coupons.create_coupon(
+        CouponCreate(
+            name="Winter getaway 10% off",
+            discount_type=DiscountType.PERCENT,
+            discount_value=10,
+            max_discount=30_000,
+            min_order_amount=100_000,
+            valid_from=now,
+            valid_to=now + timedelta(days=60),
+        )
+    )
+    await coupons.create_event(
+        EventCreate(
+            coupon_id=coupon.id,
+            name="First 100 guests",
+            starts_at=now,
+            ends_at=now + timedelta(days=7),
+            quantity=100,
+        )
+    )
+    for email in ("guest@haot.dev", "guest2@haot.dev"):
+        await platform.services["point"].grant(
+            GrantCreate(user_id=accounts[email].id, amount=20_000, reason="welcome points")
+        )
+
+
 async def seed(settings: Settings) -> None:
     platform = build_platform(settings)
     try:
@@ -49,5 +87,8 @@ async def seed(settings: Settings) -> None:
         ]
         created = await seed_lodgings(platform.services["lodging"], hosts)
         print(f"seeded {created} demo lodgings" if created else "demo lodgings already present")
+        if created:
+            await seed_promotions(platform, accounts)
+            print("seeded an open coupon event and demo guest points")
     finally:
         await platform.stop()

@@ -17,6 +17,7 @@ import uvicorn
 
 from haot.app import create_app
 from haot.platform.auth import Role
+from haot.platform.clock import utcnow
 from haot.platform.container import Platform
 from haot.platform.settings import Settings
 from tests.conftest import make_settings
@@ -26,6 +27,7 @@ from tests.coupon.conftest import (
     http_drop,
     issuance_of,
     problem,
+    redis_view,
     serve,
     settle,
 )
@@ -282,3 +284,24 @@ async def test_sse_stream_delivers_the_users_claim_result(settings: Settings) ->
             await others
         unauthenticated = await http.get("/api/v1/coupon-claims/stream")
         assert unauthenticated.status_code == 401
+
+
+async def test_claim_needs_a_valid_unrevoked_token(api: Api) -> None:
+    event_id = await http_drop(api, quantity=5)
+    assert problem(await api.http.post(claims_url(event_id))) == (401, "unauthorized")
+    bogus = {"Authorization": "Bearer not-a-jwt"}
+    assert problem(await claim(api, event_id, bogus)) == (401, "invalid_token")
+    basic = {"Authorization": "Basic abc"}
+    assert problem(await claim(api, event_id, basic)) == (401, "unauthorized")
+    user = uuid.uuid4()
+    headers = api.auth(Role.USER, user)
+    await api.platform.revocations.revoke_tokens_issued_before(user, utcnow())
+    assert problem(await claim(api, event_id, headers)) == (401, "invalid_token")
+    assert (await redis_view(api.platform, uuid.UUID(event_id))).users == 0
+
+    spec = (await api.http.get("/openapi.json")).json()
+    operation = spec["paths"]["/api/v1/coupon-events/{event_id}/claims"]["post"]
+    assert "requestBody" not in operation
+    schema = operation["responses"]["202"]["content"]["application/json"]["schema"]
+    assert schema == {"$ref": "#/components/schemas/ClaimAccepted"}
+    assert {"401", "404", "409", "429", "503"} <= set(operation["responses"])

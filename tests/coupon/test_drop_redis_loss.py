@@ -16,12 +16,16 @@ import pytest
 import redis.asyncio as aioredis
 
 from haot.coupon.drops import event_key
+from haot.coupon.issuance import Issuance
 from haot.coupon.repository import CouponRepository
 from haot.platform.auth import Role
+from haot.platform.errors import ServiceUnavailable
 from haot.platform.settings import Settings
 from tests.coupon.conftest import (
+    ACCEPTED,
     Answer,
     accepted,
+    claim,
     db_view,
     drive,
     duplicate_holders,
@@ -197,3 +201,34 @@ async def test_periodic_reconcile_leaves_a_healthy_drop_alone(
         assert (await platform.jobs.run("reconcile-coupons"))["rebuilt"] == 1
         cache = await redis_view(platform, event_id)
         assert (cache.state, cache.remaining) == ("open", 100 - view.issued)
+
+
+async def test_a_rebuild_that_gave_up_does_not_leave_the_drop_paused(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A rebuild pauses admission and waits (at most 20 s) for admitted claims to be persisted;
+    if it gives up, the next sweep must finish the job instead of finding the counts fine and
+    leaving every claim answered 503 for good."""
+    async with running(settings, workers=False) as platform:
+        event_id = await open_drop(platform, quantity=10)
+        issuance = issuance_of(platform)
+        assert (await claim(issuance, event_id, uuid.uuid4())).status == 202
+        original = Issuance._drain
+        gave_up = []
+
+        async def slow_drain(self: Issuance, event: uuid.UUID, *, within: float = 20.0) -> None:
+            if not gave_up:
+                gave_up.append(event)
+                raise ServiceUnavailable("admitted claims are still being persisted")
+            await original(self, event, within=within)
+
+        monkeypatch.setattr(Issuance, "_drain", slow_drain)
+        with pytest.raises(ServiceUnavailable):
+            await issuance.reconcile_event(event_id, force=True)
+        assert (await claim(issuance, event_id, uuid.uuid4())).status == 503  # paused
+
+        await issuance.pump_once(platform.transport)  # the claim gets persisted meanwhile
+        await platform.jobs.run("reconcile-coupons")
+        after = await claim(issuance, event_id, uuid.uuid4())
+        assert (after.status, after.code) == (202, ACCEPTED)
+        assert (await redis_view(platform, event_id)).state == "open"

@@ -172,6 +172,10 @@ class Drops:
     async def set_state(self, event_id: uuid.UUID, state: str) -> None:
         await self._redis.hset(event_key(event_id), "state", state)
 
+    async def state(self, event_id: uuid.UUID) -> str | None:
+        value = await self._redis.hget(event_key(event_id), "state")
+        return value.decode() if isinstance(value, bytes) else value
+
     async def is_loaded(self, event_id: uuid.UUID) -> bool:
         return bool(await self._redis.exists(event_key(event_id)))
 

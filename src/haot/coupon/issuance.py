@@ -306,7 +306,9 @@ class Issuance:
             if event is None:
                 raise EventNotFound()
             loaded = await self._drops.is_loaded(event_id)
-            if loaded and not force and await self._consistent(event_id):
+            # Paused while nobody holds the lock: a rebuild gave up half-way; finish it.
+            paused = loaded and await self._drops.state(event_id) == "paused"
+            if loaded and not force and not paused and await self._consistent(event_id):
                 return "ok"
             if loaded:
                 await self._drops.set_state(event_id, "paused")

@@ -96,9 +96,16 @@ class Jobs:
                 next_run[name] = now + job.every_seconds
                 try:
                     result = await self.run(name)
-                    if result:
+                    if _did_something(result):
                         log.info("job_ran", job=name, result=result)
                 except Exception:
                     log.exception("job_failed", job=name)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=1.0)
+
+
+def _did_something(result: Any) -> bool:
+    """A sweep that found nothing to do is not worth a log line every few seconds."""
+    if isinstance(result, dict):
+        return any(isinstance(v, int) and v > 0 for v in result.values())
+    return bool(result)
