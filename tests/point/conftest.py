@@ -1,6 +1,6 @@
 """Point fixtures: the point context alone (``platform``, ``points``) with a clock the tests move,
 helpers that read the ledger's rows directly, and ``saga``: the booking contexts (identity, lodging,
-point, payment, reservation) with an in-memory gateway and a lodging open for 60 nights."""
+point, coupon, payment, reservation) with an in-memory gateway and a lodging open for 60 nights."""
 
 from __future__ import annotations
 
@@ -39,7 +39,7 @@ T = TypeVar("T")
 sqlite_only = pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
 postgres_only = pytest.mark.parametrize("backend", ["postgres"], indirect=True)
 
-SAGA_CONTEXTS = ("identity", "lodging", "point", "payment", "reservation")
+SAGA_CONTEXTS = ("identity", "lodging", "point", "coupon", "payment", "reservation")
 
 
 class Clock:

@@ -10,6 +10,7 @@ import pytest
 from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
 
+from haot.bootstrap import build_platform
 from haot.platform.container import Platform
 from haot.platform.errors import InvalidInput
 from haot.platform.settings import Settings
@@ -60,8 +61,6 @@ async def test_a_grant_is_a_lot_that_expires_after_a_year_by_default(
 async def test_the_expiry_period_is_configurable_and_an_explicit_expiry_is_kept(
     settings: Settings, clock: Clock
 ) -> None:
-    from haot.bootstrap import build_platform
-
     platform = build_platform(
         settings.model_copy(update={"point_expiry_days": 30}), contexts=("point",)
     )

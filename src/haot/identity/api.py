@@ -27,7 +27,7 @@ from haot.platform.web import API_PREFIX, AdminOnly, CurrentUser, Page, Paging, 
 router = APIRouter(prefix=API_PREFIX, tags=["identity"])
 
 
-def identity_service(platform: PlatformDep) -> IdentityService:
+async def identity_service(platform: PlatformDep) -> IdentityService:
     service: IdentityService = platform.services["identity"]
     return service
 

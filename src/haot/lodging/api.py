@@ -35,12 +35,12 @@ router = APIRouter(prefix=API_PREFIX, tags=["lodging"])
 Month = Annotated[str, Query(pattern=r"^\d{4}-\d{2}$", description="YYYY-MM")]
 
 
-def lodging_service(platform: PlatformDep) -> LodgingService:
+async def lodging_service(platform: PlatformDep) -> LodgingService:
     service: LodgingService = platform.services["lodging"]
     return service
 
 
-def lodging_search(platform: PlatformDep) -> LodgingSearch:
+async def lodging_search(platform: PlatformDep) -> LodgingSearch:
     search: LodgingSearch = platform.services["lodging.search"]
     return search
 

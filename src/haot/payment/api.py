@@ -16,7 +16,7 @@ from haot.platform.web import API_PREFIX, AdminOnly, CurrentUser, Page, Paging, 
 router = APIRouter(prefix=API_PREFIX, tags=["payment"])
 
 
-def payment_service(platform: PlatformDep) -> PaymentService:
+async def payment_service(platform: PlatformDep) -> PaymentService:
     service: PaymentService = platform.services["payment"]
     return service
 

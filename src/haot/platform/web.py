@@ -22,7 +22,12 @@ def get_platform(request: Request) -> Platform:
     return platform
 
 
-PlatformDep = Annotated[Platform, Depends(get_platform)]
+async def _platform_dependency(request: Request) -> Platform:
+    # async: FastAPI runs plain ``def`` dependencies in a thread pool, a hand-off per request.
+    return get_platform(request)
+
+
+PlatformDep = Annotated[Platform, Depends(_platform_dependency)]
 
 
 def _bearer(request: Request) -> str | None:
@@ -81,7 +86,7 @@ class PageParams(BaseModel):
         return (self.page - 1) * self.size
 
 
-def page_params(
+async def page_params(
     page: Annotated[int, Query(ge=1, le=100_000)] = 1,
     size: Annotated[int, Query(ge=1, le=100)] = 20,
 ) -> PageParams:

@@ -17,7 +17,7 @@ from haot.point.service import PointService
 router = APIRouter(prefix=API_PREFIX, tags=["point"])
 
 
-def point_service(platform: PlatformDep) -> PointService:
+async def point_service(platform: PlatformDep) -> PointService:
     service: PointService = platform.services["point"]
     return service
 

@@ -31,7 +31,7 @@ from haot.reservation.service import ReservationNotFound, ReservationService
 router = APIRouter(prefix=API_PREFIX, tags=["reservation"])
 
 
-def reservation_service(platform: PlatformDep) -> ReservationService:
+async def reservation_service(platform: PlatformDep) -> ReservationService:
     service: ReservationService = platform.services["reservation"]
     return service
 
