@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from typing import Annotated
 
 import orjson
@@ -26,8 +25,7 @@ from haot.coupon.schemas import (
 )
 from haot.coupon.service import CouponNotFound, CouponService, EventNotFound
 from haot.platform.domain_docs import problems
-from haot.platform.errors import HaotError, Unauthorized
-from haot.platform.ids import parse_id
+from haot.platform.errors import Unauthorized
 from haot.platform.web import (
     API_PREFIX,
     AdminOnly,
@@ -36,6 +34,7 @@ from haot.platform.web import (
     Paging,
     get_platform,
     optional_principal,
+    path_id,
 )
 
 router = APIRouter(prefix=API_PREFIX, tags=["coupon"])
@@ -55,13 +54,6 @@ async def issuance(request: Request) -> Issuance:
 
 Coupons = Annotated[CouponService, Depends(coupon_service)]
 Issuing = Annotated[Issuance, Depends(issuance)]
-
-
-def _id(raw: str, error: type[HaotError]) -> uuid.UUID:
-    parsed = parse_id(raw)
-    if parsed is None:
-        raise error()
-    return parsed
 
 
 # Admin: templates
@@ -94,7 +86,7 @@ async def list_coupons(
 async def update_coupon(
     coupon_id: str, body: CouponUpdate, _: AdminOnly, coupons: Coupons
 ) -> CouponRead:
-    return await coupons.update_coupon(_id(coupon_id, CouponNotFound), body)
+    return await coupons.update_coupon(path_id(coupon_id, CouponNotFound), body)
 
 
 @router.post(
@@ -106,7 +98,7 @@ async def update_coupon(
 async def issue_coupon(
     coupon_id: str, body: IssueRequest, _: AdminOnly, coupons: Coupons
 ) -> IssueResult:
-    return await coupons.issue(_id(coupon_id, CouponNotFound), body.user_ids)
+    return await coupons.issue(path_id(coupon_id, CouponNotFound), body.user_ids)
 
 
 # Admin: events
@@ -137,7 +129,7 @@ async def list_all_events(_: AdminOnly, coupons: Coupons, paging: Paging) -> Pag
 async def update_event(
     event_id: str, body: EventUpdate, _: AdminOnly, coupons: Coupons
 ) -> EventRead:
-    return await coupons.update_event(_id(event_id, EventNotFound), body)
+    return await coupons.update_event(path_id(event_id, EventNotFound), body)
 
 
 # Guests
@@ -151,7 +143,7 @@ async def live_events(coupons: Coupons, paging: Paging) -> Page[EventRead]:
 
 @router.get("/coupon-events/{event_id}", response_model=EventRead, responses=problems(404))
 async def read_event(event_id: str, coupons: Coupons) -> EventRead:
-    return await coupons.get_event(_id(event_id, EventNotFound))
+    return await coupons.get_event(path_id(event_id, EventNotFound))
 
 
 @router.post(
@@ -167,7 +159,7 @@ async def claim_coupon(event_id: str, request: Request) -> Response:
     if principal is None:
         raise Unauthorized()
     issuing: Issuance = get_platform(request).services["coupon.issuance"]
-    accepted = await issuing.claim(_id(event_id, EventNotFound), principal.user_id)
+    accepted = await issuing.claim(path_id(event_id, EventNotFound), principal.user_id)
     return Response(
         orjson.dumps({"claim_id": accepted.claim_id, "status": accepted.status}),
         status_code=status.HTTP_202_ACCEPTED,

@@ -137,12 +137,7 @@ class CouponService:
             rows, total = await CouponRepository(uow.session).list_coupons(
                 q=q, active=active, offset=paging.offset, limit=paging.size
             )
-        return Page[CouponRead](
-            items=[CouponRead.model_validate(r) for r in rows],
-            page=paging.page,
-            size=paging.size,
-            total=total,
-        )
+        return Page[CouponRead].of(rows, total, paging, CouponRead.model_validate)
 
     async def update_coupon(self, coupon_id: uuid.UUID, data: CouponUpdate) -> CouponRead:
         async with self._uow() as uow:

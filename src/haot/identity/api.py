@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request, Response, status
@@ -20,9 +19,8 @@ from haot.identity.schemas import (
 from haot.identity.service import IdentityService, UserNotFound
 from haot.platform.auth import Role
 from haot.platform.domain_docs import problems
-from haot.platform.ids import parse_id
 from haot.platform.ratelimit import Rate
-from haot.platform.web import API_PREFIX, AdminOnly, CurrentUser, Page, Paging, PlatformDep
+from haot.platform.web import API_PREFIX, AdminOnly, CurrentUser, Page, Paging, PlatformDep, path_id
 
 router = APIRouter(prefix=API_PREFIX, tags=["identity"])
 
@@ -113,7 +111,7 @@ async def list_users(
 
 @router.get("/admin/users/{user_id}", response_model=UserRead, responses=problems(401, 403, 404))
 async def read_user(user_id: str, _: AdminOnly, identity: Identity) -> UserRead:
-    return await identity.get(_user_id(user_id))
+    return await identity.get(path_id(user_id, UserNotFound))
 
 
 @router.patch(
@@ -122,11 +120,4 @@ async def read_user(user_id: str, _: AdminOnly, identity: Identity) -> UserRead:
 async def update_user(
     user_id: str, body: AdminUserUpdate, _: AdminOnly, identity: Identity
 ) -> UserRead:
-    return await identity.admin_update(_user_id(user_id), body)
-
-
-def _user_id(raw: str) -> uuid.UUID:
-    parsed = parse_id(raw)
-    if parsed is None:
-        raise UserNotFound()
-    return parsed
+    return await identity.admin_update(path_id(user_id, UserNotFound), body)

@@ -291,12 +291,7 @@ class IdentityService:
                 offset=paging.offset,
                 limit=paging.size,
             )
-        return Page[UserRead](
-            items=[UserRead.model_validate(r) for r in rows],
-            page=paging.page,
-            size=paging.size,
-            total=total,
-        )
+        return Page[UserRead].of(rows, total, paging, UserRead.model_validate)
 
     async def admin_update(self, user_id: uuid.UUID, data: AdminUserUpdate) -> UserRead:
         now = utcnow()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from datetime import date
 from typing import Annotated
 
@@ -26,9 +25,7 @@ from haot.lodging.schemas import (
 from haot.lodging.search import LodgingSearch, SearchQuery, Sort
 from haot.lodging.service import LodgingService
 from haot.platform.domain_docs import problems
-from haot.platform.errors import HaotError
-from haot.platform.ids import parse_id
-from haot.platform.web import API_PREFIX, HostOnly, Page, Paging, PlatformDep
+from haot.platform.web import API_PREFIX, HostOnly, Page, Paging, PlatformDep, path_id
 
 router = APIRouter(prefix=API_PREFIX, tags=["lodging"])
 
@@ -47,13 +44,6 @@ async def lodging_search(platform: PlatformDep) -> LodgingSearch:
 
 Lodgings = Annotated[LodgingService, Depends(lodging_service)]
 Search = Annotated[LodgingSearch, Depends(lodging_search)]
-
-
-def _id(raw: str, error: type[HaotError]) -> uuid.UUID:
-    parsed = parse_id(raw)
-    if parsed is None:
-        raise error()
-    return parsed
 
 
 def _month(month: str) -> str:
@@ -102,14 +92,14 @@ async def search_lodgings(
 
 @router.get("/lodgings/{lodging_id}", response_model=LodgingDetail, responses=problems(404))
 async def read_lodging(lodging_id: str, search: Search) -> LodgingDetail:
-    return await search.detail(_id(lodging_id, LodgingNotFound))
+    return await search.detail(path_id(lodging_id, LodgingNotFound))
 
 
 @router.get(
     "/lodgings/{lodging_id}/calendar", response_model=PublicCalendar, responses=problems(404, 422)
 )
 async def read_lodging_calendar(lodging_id: str, month: Month, search: Search) -> PublicCalendar:
-    return await search.calendar(_id(lodging_id, LodgingNotFound), _month(month))
+    return await search.calendar(path_id(lodging_id, LodgingNotFound), _month(month))
 
 
 # Host management
@@ -134,7 +124,7 @@ async def list_my_lodgings(host: HostOnly, lodgings: Lodgings, paging: Paging) -
     "/host/lodgings/{lodging_id}", response_model=LodgingDetail, responses=problems(401, 403, 404)
 )
 async def read_my_lodging(lodging_id: str, host: HostOnly, lodgings: Lodgings) -> LodgingDetail:
-    return await lodgings.get_own(host, _id(lodging_id, LodgingNotFound))
+    return await lodgings.get_own(host, path_id(lodging_id, LodgingNotFound))
 
 
 @router.patch(
@@ -145,7 +135,7 @@ async def read_my_lodging(lodging_id: str, host: HostOnly, lodgings: Lodgings) -
 async def update_lodging(
     lodging_id: str, body: LodgingUpdate, host: HostOnly, lodgings: Lodgings
 ) -> LodgingRead:
-    return await lodgings.update(host, _id(lodging_id, LodgingNotFound), body)
+    return await lodgings.update(host, path_id(lodging_id, LodgingNotFound), body)
 
 
 @router.delete(
@@ -154,7 +144,7 @@ async def update_lodging(
     responses=problems(401, 403, 404, 409),
 )
 async def delete_lodging(lodging_id: str, host: HostOnly, lodgings: Lodgings) -> Response:
-    await lodgings.delete(host, _id(lodging_id, LodgingNotFound))
+    await lodgings.delete(host, path_id(lodging_id, LodgingNotFound))
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
@@ -167,7 +157,7 @@ async def delete_lodging(lodging_id: str, host: HostOnly, lodgings: Lodgings) ->
 async def add_room_type(
     lodging_id: str, body: RoomTypeCreate, host: HostOnly, lodgings: Lodgings
 ) -> RoomTypeRead:
-    return await lodgings.add_room_type(host, _id(lodging_id, LodgingNotFound), body)
+    return await lodgings.add_room_type(host, path_id(lodging_id, LodgingNotFound), body)
 
 
 @router.patch(
@@ -178,7 +168,7 @@ async def add_room_type(
 async def update_room_type(
     room_type_id: str, body: RoomTypeUpdate, host: HostOnly, lodgings: Lodgings
 ) -> RoomTypeRead:
-    return await lodgings.update_room_type(host, _id(room_type_id, RoomTypeNotFound), body)
+    return await lodgings.update_room_type(host, path_id(room_type_id, RoomTypeNotFound), body)
 
 
 @router.delete(
@@ -187,7 +177,7 @@ async def update_room_type(
     responses=problems(401, 403, 404, 409),
 )
 async def delete_room_type(room_type_id: str, host: HostOnly, lodgings: Lodgings) -> Response:
-    await lodgings.delete_room_type(host, _id(room_type_id, RoomTypeNotFound))
+    await lodgings.delete_room_type(host, path_id(room_type_id, RoomTypeNotFound))
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
@@ -199,7 +189,7 @@ async def delete_room_type(room_type_id: str, host: HostOnly, lodgings: Lodgings
 async def update_calendar(
     room_type_id: str, body: CalendarUpdate, host: HostOnly, lodgings: Lodgings
 ) -> HostCalendar:
-    return await lodgings.update_calendar(host, _id(room_type_id, RoomTypeNotFound), body)
+    return await lodgings.update_calendar(host, path_id(room_type_id, RoomTypeNotFound), body)
 
 
 @router.get(
@@ -210,4 +200,6 @@ async def update_calendar(
 async def read_calendar(
     room_type_id: str, month: Month, host: HostOnly, lodgings: Lodgings
 ) -> HostCalendar:
-    return await lodgings.host_calendar(host, _id(room_type_id, RoomTypeNotFound), _month(month))
+    return await lodgings.host_calendar(
+        host, path_id(room_type_id, RoomTypeNotFound), _month(month)
+    )

@@ -161,9 +161,7 @@ class LodgingService:
                 offset=paging.offset,
                 limit=paging.size,
             )
-        return Page[LodgingRead](
-            items=[lodging_read(r) for r in rows], page=paging.page, size=paging.size, total=total
-        )
+        return Page[LodgingRead].of(rows, total, paging, lodging_read)
 
     async def get_own(self, principal: Principal, lodging_id: uuid.UUID) -> LodgingDetail:
         async with self._uow() as uow:

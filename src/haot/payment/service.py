@@ -133,12 +133,7 @@ class PaymentService:
                 offset=paging.offset,
                 limit=paging.size,
             )
-        return Page[PaymentRead](
-            items=[PaymentRead.model_validate(r) for r in rows],
-            page=paging.page,
-            size=paging.size,
-            total=total,
-        )
+        return Page[PaymentRead].of(rows, total, paging, PaymentRead.model_validate)
 
     async def complete(self, principal: Principal, payment_id: str) -> PaymentRead:
         """Browser-redirect completion: the client says "done", we ask the gateway."""

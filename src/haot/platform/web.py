@@ -3,14 +3,17 @@ and role guards as ``Annotated`` aliases, and pagination parameters."""
 
 from __future__ import annotations
 
-from typing import Annotated, Generic, TypeVar
+import uuid
+from collections.abc import Callable, Iterable
+from typing import Annotated, Any, Generic, TypeVar
 
 from fastapi import Depends, Query, Request
 from pydantic import BaseModel
 
 from haot.platform.auth import Principal, Role
 from haot.platform.container import Platform
-from haot.platform.errors import Forbidden, InvalidToken, Unauthorized
+from haot.platform.errors import Forbidden, HaotError, InvalidToken, Unauthorized
+from haot.platform.ids import parse_id
 
 T = TypeVar("T")
 
@@ -101,3 +104,20 @@ class Page(BaseModel, Generic[T]):
     page: int
     size: int
     total: int
+
+    @classmethod
+    def of(
+        cls, rows: Iterable[Any], total: int, paging: PageParams, read: Callable[[Any], T]
+    ) -> Page[T]:
+        """A page of ``rows`` (one page of a query whose full count is ``total``)."""
+        return cls(
+            items=[read(row) for row in rows], page=paging.page, size=paging.size, total=total
+        )
+
+
+def path_id(raw: str, not_found: type[HaotError]) -> uuid.UUID:
+    """The UUID in a path segment; anything else is the resource's 404, never a 422 or 500."""
+    parsed = parse_id(raw)
+    if parsed is None:
+        raise not_found()
+    return parsed

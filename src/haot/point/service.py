@@ -378,12 +378,7 @@ class PointService:
                 offset=paging.offset,
                 limit=paging.size,
             )
-        return Page[EntryRead](
-            items=[EntryRead.model_validate(r) for r in rows],
-            page=paging.page,
-            size=paging.size,
-            total=total,
-        )
+        return Page[EntryRead].of(rows, total, paging, EntryRead.model_validate)
 
     # Expiry -----------------------------------------------------------------------------------
 

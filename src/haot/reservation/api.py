@@ -8,7 +8,6 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Header, status
 
 from haot.platform.domain_docs import problems
-from haot.platform.ids import parse_id
 from haot.platform.web import (
     API_PREFIX,
     AdminOnly,
@@ -17,6 +16,7 @@ from haot.platform.web import (
     Page,
     Paging,
     PlatformDep,
+    path_id,
 )
 from haot.reservation.domain import ReservationStatus
 from haot.reservation.schemas import (
@@ -38,13 +38,6 @@ async def reservation_service(platform: PlatformDep) -> ReservationService:
 
 Reservations = Annotated[ReservationService, Depends(reservation_service)]
 IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", max_length=255)]
-
-
-def _id(raw: str) -> uuid.UUID:
-    parsed = parse_id(raw)
-    if parsed is None:
-        raise ReservationNotFound()
-    return parsed
 
 
 @router.post(
@@ -85,7 +78,7 @@ async def my_reservations(
 async def read_reservation(
     reservation_id: str, user: CurrentUser, reservations: Reservations
 ) -> ReservationRead:
-    return await reservations.get_for(user, _id(reservation_id))
+    return await reservations.get_for(user, path_id(reservation_id, ReservationNotFound))
 
 
 @router.post(
@@ -100,7 +93,10 @@ async def cancel_reservation(
     body: CancelRequest | None = None,
 ) -> ReservationRead:
     return await reservations.cancel(
-        user, _id(reservation_id), by_host=False, reason=body.reason if body else ""
+        user,
+        path_id(reservation_id, ReservationNotFound),
+        by_host=False,
+        reason=body.reason if body else "",
     )
 
 
@@ -131,7 +127,10 @@ async def host_cancel(
     body: CancelRequest | None = None,
 ) -> ReservationRead:
     return await reservations.cancel(
-        host, _id(reservation_id), by_host=True, reason=body.reason if body else ""
+        host,
+        path_id(reservation_id, ReservationNotFound),
+        by_host=True,
+        reason=body.reason if body else "",
     )
 
 

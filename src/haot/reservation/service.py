@@ -383,12 +383,7 @@ class ReservationService:
                 offset=paging.offset,
                 limit=paging.size,
             )
-        return Page[ReservationRead](
-            items=[reservation_read(r) for r in rows],
-            page=paging.page,
-            size=paging.size,
-            total=total,
-        )
+        return Page[ReservationRead].of(rows, total, paging, reservation_read)
 
     async def cancel(
         self, principal: Principal, reservation_id: uuid.UUID, *, by_host: bool, reason: str
