@@ -45,6 +45,9 @@ def make_settings(database_url: str, **overrides: Any) -> Settings:
         "log_json": True,
         "log_level": "WARNING",
         "outbox_poll_interval_seconds": 0.05,
+        # Tests run jobs explicitly (with ``as_of``); a scheduler firing every job at start-up
+        # only adds writers that race the test's own (and SQLite has one writer).
+        "jobs_schedule": False,
         "login_rate_per_minute": 1000,
         "login_ip_rate_per_minute": 10000,
     }
@@ -185,7 +188,7 @@ async def settings(database_url: str, redis_available: str) -> Settings:
 async def app_client(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
     """The all-in-one app on the backend under test, driven in-process over ASGI."""
     app = create_app(settings)
-    async with LifespanManager(app) as manager:
+    async with LifespanManager(app, shutdown_timeout=30) as manager:
         transport = httpx.ASGITransport(app=manager.app)
         async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
             client.app = app  # type: ignore[attr-defined]

@@ -259,7 +259,7 @@ async def serve(settings: Settings, *, run_workers: bool | None = None) -> Async
     """``create_app`` over ASGI (relays, consumers, pump and jobs in-process unless
     ``run_workers=False``)."""
     app = create_app(settings, gateway=InMemoryGateway(), run_workers=run_workers)
-    async with LifespanManager(app) as manager:
+    async with LifespanManager(app, shutdown_timeout=30) as manager:
         transport = httpx.ASGITransport(app=manager.app)
         async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
             yield Api(client, app.state.platform)

@@ -32,7 +32,7 @@ NIGHT = 100_000  # the lodging's price per night
 async def world(settings: Settings) -> AsyncIterator[World]:
     gateway = InMemoryGateway()
     app = create_app(settings, gateway=gateway)
-    async with LifespanManager(app) as manager:
+    async with LifespanManager(app, shutdown_timeout=30) as manager:
         platform: Platform = app.state.platform
         host = Principal(user_id=uuid.uuid4(), role=Role.HOST, issued_at=utcnow())
         today = seoul_today()

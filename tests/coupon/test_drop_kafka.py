@@ -45,6 +45,7 @@ def kafka_settings(settings: Settings, kafka_bootstrap: str) -> Settings:
         kafka_topic_partitions=2,
         kafka_session_timeout_ms=3000,
         kafka_heartbeat_interval_ms=500,
+        jobs_schedule=True,  # these tests reason about the scheduler's start-up sweep
     )
 
 

@@ -142,7 +142,7 @@ async def make_harness(receiver: Receiver) -> AsyncIterator[Callable[[Settings],
 
     async def start(settings: Settings) -> Harness:
         app = create_app(settings, run_workers=False)  # the fake needs no relays or jobs
-        manager = LifespanManager(app)
+        manager = LifespanManager(app, shutdown_timeout=30)
         await manager.__aenter__()
         client = httpx.AsyncClient(transport=httpx.ASGITransport(app=manager.app), base_url=BASE)
         fake: FakePortOne = app.state.fake_portone

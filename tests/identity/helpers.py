@@ -157,7 +157,7 @@ async def outbox_events(platform: Platform, event_type: str) -> list[OutboxMessa
 async def app_with(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
     """The all-in-one app on settings of the test's choosing (like the ``app_client`` fixture)."""
     app = create_app(settings)
-    async with LifespanManager(app) as manager:
+    async with LifespanManager(app, shutdown_timeout=30) as manager:
         transport = httpx.ASGITransport(app=manager.app)
         async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
             client.app = app  # type: ignore[attr-defined]

@@ -162,7 +162,7 @@ def build_probe_app(settings: Settings) -> FastAPI:
 async def serve(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
     """Run the lifespan and drive the app over ASGI. App exceptions are re-raised by the
     transport, so a test fails if any exception escapes the middleware stack."""
-    async with LifespanManager(app) as manager:
+    async with LifespanManager(app, shutdown_timeout=30) as manager:
         transport = httpx.ASGITransport(app=manager.app)
         async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
             yield client

@@ -198,7 +198,7 @@ async def api_world(pg_settings: Settings) -> AsyncIterator[World]:
     """``create_app`` with the in-memory gateway, over ASGI; workers run in-process."""
     gateway = InMemoryGateway()
     app = create_app(pg_settings, gateway=gateway)
-    async with LifespanManager(app) as manager:
+    async with LifespanManager(app, shutdown_timeout=30) as manager:
         platform: Platform = app.state.platform
         host = Principal(user_id=uuid.uuid4(), role=Role.HOST, issued_at=utcnow())
         today = seoul_today()

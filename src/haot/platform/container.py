@@ -119,7 +119,7 @@ class Platform:
         self._spawn("outbox-backlog", self._watch_backlog)
         for name, task in self.background:
             self._spawn(name, task)
-        if self.jobs.names():
+        if self.jobs.names() and self.settings.jobs_schedule:
             self._spawn("jobs", self.jobs.schedule)
 
     def _spawn(self, name: str, task: BackgroundTask) -> None:

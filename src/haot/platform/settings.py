@@ -58,6 +58,9 @@ class Settings(BaseSettings):
     login_ip_rate_per_minute: int = Field(default=100, ge=1)
     rate_limit_enabled: bool = True
 
+    # Scheduled jobs run by workers (tests switch them off and run jobs explicitly).
+    jobs_schedule: bool = True
+
     # Outbox relay and consumers.
     outbox_batch_size: int = Field(default=200, ge=1, le=5000)
     outbox_poll_interval_seconds: float = Field(default=0.5, gt=0)
