@@ -89,11 +89,6 @@ async def test_a_drop_through_kafka_issues_exactly_the_quantity(kafka_settings: 
         assert (cache.remaining, cache.users, cache.backlog) == (0, quantity, 0)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: with Kafka, claims acknowledged off the Redis stream are not yet persisted; the "
-    "sweep counts them nowhere, rebuilds Redis from the database and re-opens their stock",
-)
 async def test_a_sweep_while_claims_are_in_kafka_does_not_reopen_the_stock(
     kafka_settings: Settings,
 ) -> None:

@@ -192,16 +192,16 @@ class Drops:
             for event_id, value in zip(event_ids, values, strict=True)
         }
 
-    async def stock_and_backlog(self, event_id: uuid.UUID) -> tuple[int, int] | None:
-        """Remaining stock and claims not yet persisted, read in one atomic step (None where the
-        event is not loaded)."""
+    async def stock_and_users(self, event_id: uuid.UUID) -> tuple[int, int] | None:
+        """Remaining stock and the number of users admitted, read in one atomic step (None where
+        the event is not loaded)."""
         pipe = self._redis.pipeline(transaction=True)
         pipe.hget(event_key(event_id), "remaining")
-        pipe.xlen(stream_key(event_id))
-        remaining, backlog = await pipe.execute()
+        pipe.scard(users_key(event_id))
+        remaining, users = await pipe.execute()
         if remaining is None:
             return None
-        return int(remaining), int(backlog)
+        return int(remaining), int(users)
 
     async def has_claimed(self, event_id: uuid.UUID, user_id: uuid.UUID) -> bool:
         return bool(await self._redis.sismember(users_key(event_id), str(user_id)))

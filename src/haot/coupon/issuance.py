@@ -343,23 +343,22 @@ class Issuance:
             await asyncio.sleep(0.05)
 
     async def _consistent(self, event_id: uuid.UUID) -> bool:
-        """The claims Redis admitted (quantity - remaining) must be those persisted plus those
-        still in the stream. Claims move from the stream to the database while this looks (a
-        live drop), so Redis is read in one step between two reads of the database's count:
-        the number persisted at that moment lies between them. Every claim acknowledged off the
-        stream was persisted first, and nothing is persisted that was not admitted."""
+        """Redis agrees with itself (every admitted claim took one unit of stock and added one
+        user) and the database is never ahead of it (nothing is persisted that was not
+        admitted). Claims between the two (in the stream, or already in Kafka on their way to
+        the database) are neither counted nor needed: with Kafka they are invisible from here,
+        and counting them as missing would re-open their stock. The database is read before
+        Redis, so a claim persisted in between only makes Redis look further ahead."""
         before = await self._issued(event_id)
         if before is None:
             return True
-        quantity, issued_before = before
-        snapshot = await self._drops.stock_and_backlog(event_id)
+        quantity, issued = before
+        snapshot = await self._drops.stock_and_users(event_id)
         if snapshot is None:
             return False
-        remaining, backlog = snapshot
-        after = await self._issued(event_id)
-        issued_after = after[1] if after is not None else issued_before
+        remaining, users = snapshot
         admitted = quantity - remaining
-        return issued_before <= admitted and admitted - backlog <= issued_after
+        return users == admitted and issued <= admitted
 
     async def _issued(self, event_id: uuid.UUID) -> tuple[int, int] | None:
         """(quantity, issued) from the database; None for an unlimited or unknown event."""
