@@ -16,7 +16,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from haot.platform.redis import Redis
+from haot.platform.redis import Redis, as_text
 
 _CLAIM = """
 local t = redis.call('TIME')
@@ -123,7 +123,7 @@ class Drops:
         outcome, value = await self._script(
             keys=keys, args=[user, claim_id, self._claims_per_second, 1000]
         )
-        text = outcome.decode() if isinstance(outcome, bytes) else str(outcome)
+        text = as_text(outcome)
         return AdmissionResult(Admission(text), int(value))
 
     async def load(self, state: EventState) -> None:
@@ -174,7 +174,7 @@ class Drops:
 
     async def state(self, event_id: uuid.UUID) -> str | None:
         value = await self._redis.hget(event_key(event_id), "state")
-        return value.decode() if isinstance(value, bytes) else value
+        return None if value is None else as_text(value)
 
     async def is_loaded(self, event_id: uuid.UUID) -> bool:
         return bool(await self._redis.exists(event_key(event_id)))
@@ -208,7 +208,7 @@ class Drops:
 
     async def active_events(self) -> list[uuid.UUID]:
         members = await self._redis.smembers(ACTIVE_EVENTS)
-        return [uuid.UUID(m.decode() if isinstance(m, bytes) else m) for m in members]
+        return [uuid.UUID(as_text(m)) for m in members]
 
     async def forget(self, event_id: uuid.UUID) -> None:
         await self._redis.srem(ACTIVE_EVENTS, str(event_id))
@@ -236,17 +236,7 @@ class Drops:
             entries = fresh[0][1] if fresh else []
         out: list[tuple[str, dict[str, str]]] = []
         for entry_id, fields in entries:
-            out.append(
-                (
-                    entry_id.decode() if isinstance(entry_id, bytes) else entry_id,
-                    {
-                        (k.decode() if isinstance(k, bytes) else k): (
-                            v.decode() if isinstance(v, bytes) else v
-                        )
-                        for k, v in fields.items()
-                    },
-                )
-            )
+            out.append((as_text(entry_id), {as_text(k): as_text(v) for k, v in fields.items()}))
         return out
 
     async def ack(self, event_id: uuid.UUID, entry_ids: list[str]) -> None:

@@ -15,7 +15,7 @@ from typing import TypeVar
 
 from pydantic import BaseModel
 
-from haot.platform.redis import Redis
+from haot.platform.redis import Redis, as_text
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -30,8 +30,7 @@ class LodgingCache:
     async def get_or_load(
         self, kind: str, params: str, model: type[M], load: Callable[[], Awaitable[M]]
     ) -> M:
-        raw = await self._redis.get(_GENERATION)
-        generation = raw.decode() if isinstance(raw, bytes) else str(raw or "0")
+        generation = as_text(await self._redis.get(_GENERATION) or "0")
         digest = hashlib.sha256(params.encode()).hexdigest()[:32]
         key = f"lodging:{kind}:{generation}:{digest}"
         cached = await self._redis.get(key)

@@ -41,3 +41,10 @@ def create_redis(settings: Settings) -> Redis:
         health_check_interval=30,
     )
     return aioredis.Redis.from_pool(pool)
+
+
+def as_text(value: bytes | str | int) -> str:
+    """A Redis reply as text. Clients here decode responses, but the client's types admit bytes
+    (and replies inside Lua results or streams may be either), so every reader goes through this
+    one conversion rather than repeating it."""
+    return value.decode() if isinstance(value, bytes) else str(value)

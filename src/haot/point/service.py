@@ -13,7 +13,7 @@ from pydantic import BaseModel
 from haot.platform.clock import utcnow
 from haot.platform.errors import Conflict, InvalidInput
 from haot.platform.ids import new_id
-from haot.platform.redis import Redis
+from haot.platform.redis import Redis, as_text
 from haot.platform.uow import UnitOfWork, UnitOfWorkFactory
 from haot.platform.web import Page, PageParams
 from haot.point.domain import (
@@ -75,8 +75,7 @@ class PointService:
         uow.after_commit(lambda: self._redis.incr(key), wait=True)
 
     async def balance(self, user_id: uuid.UUID) -> BalanceRead:
-        raw = await self._redis.get(self._generation_key(user_id))
-        generation = raw.decode() if isinstance(raw, bytes) else str(raw or "0")
+        generation = as_text(await self._redis.get(self._generation_key(user_id)) or "0")
         key = f"point:balance:{{{user_id}}}:{generation}"
         now = utcnow()
         cached = await self._redis.get(key)
