@@ -11,8 +11,9 @@ from fastapi.responses import JSONResponse
 from starlette.requests import Request
 from starlette.responses import Response
 
-from haot.bootstrap import api_routers, build_platform
+from haot.bootstrap import api_routers, build_platform, direct_routes
 from haot.payment.gateway import PaymentGateway
+from haot.platform.direct import DirectRoutesMiddleware
 from haot.platform.idempotency import IdempotencyMiddleware
 from haot.platform.metrics import render_metrics
 from haot.platform.observability import RequestContextMiddleware, configure_logging
@@ -69,8 +70,6 @@ def create_app(
         lifespan=lifespan,
     )
     install_problem_handlers(app)
-    for router in api_routers(contexts):
-        app.include_router(router)
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> dict[str, str]:
@@ -90,10 +89,17 @@ def create_app(
         body, content_type = render_metrics()
         return Response(body, media_type=content_type)
 
+    # After the probes: routes are matched in order, and probes and scrapes come every few seconds.
+    for router in api_routers(contexts):
+        app.include_router(router)
+
     if fake_portone is not None:
         app.state.fake_portone = fake_portone
         app.mount("/fake-portone", fake_portone.app)
 
+    # Outermost last: request context, then Idempotency-Key, then the direct routes.
+    if routes := direct_routes(contexts):
+        app.add_middleware(DirectRoutesMiddleware, routes=routes)
     app.add_middleware(IdempotencyMiddleware)
     app.add_middleware(RequestContextMiddleware)
     return app

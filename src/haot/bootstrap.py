@@ -10,6 +10,7 @@ from fastapi import APIRouter
 from haot.payment.client import InProcessPaymentClient
 from haot.payment.gateway import PaymentGateway
 from haot.platform.container import Platform
+from haot.platform.direct import DirectRoute
 from haot.platform.settings import CONTEXTS, Settings
 
 
@@ -209,6 +210,16 @@ def _register_jobs(platform: Platform) -> None:
             return result
 
         platform.jobs.register("reconcile-payments", reconcile_payments, every_seconds=60)
+
+
+def direct_routes(contexts: tuple[str, ...]) -> list[DirectRoute]:
+    """Hot endpoints served before FastAPI's routing (``haot.platform.direct``)."""
+    routes: list[DirectRoute] = []
+    if "coupon" in contexts:
+        from haot.coupon.api import direct_routes as coupon_routes
+
+        routes += coupon_routes
+    return routes
 
 
 def api_routers(contexts: tuple[str, ...]) -> list[APIRouter]:

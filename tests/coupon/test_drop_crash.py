@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import Sequence
 from typing import Any
 
 import pytest
@@ -49,21 +50,25 @@ class Killed(BaseException):
 
 
 def fail_persist_once(
-    monkeypatch: pytest.MonkeyPatch, *, on_call: int, error: BaseException
+    monkeypatch: pytest.MonkeyPatch, *, on_claim: int, error: BaseException
 ) -> list[int]:
-    """From now on, the ``on_call``-th persist raises ``error`` (once). Patch before the platform
-    is built: the consumer binds ``Issuance.persist`` when it is wired."""
-    calls = [0]
-    original = Issuance.persist
+    """From now on, the ``on_claim``-th claim handed to ``persist_batch`` raises ``error`` (once),
+    after the claims before it in its batch were applied in the batch's transaction. Returns the
+    size of every batch handed over. Patch before the platform is built: the consumer binds
+    ``Issuance.persist_batch`` when it is wired."""
+    sizes: list[int] = []
+    original = Issuance.persist_batch
 
-    async def persist(self: Issuance, uow: UnitOfWork, event: Event) -> None:
-        calls[0] += 1
-        if calls[0] == on_call:
+    async def persist_batch(self: Issuance, uow: UnitOfWork, events: Sequence[Event]) -> None:
+        before = sum(sizes)
+        sizes.append(len(events))
+        if before < on_claim <= before + len(events):
+            await original(self, uow, events[: on_claim - before - 1])
             raise error
-        await original(self, uow, event)
+        await original(self, uow, events)
 
-    monkeypatch.setattr(Issuance, "persist", persist)
-    return calls
+    monkeypatch.setattr(Issuance, "persist_batch", persist_batch)
+    return sizes
 
 
 async def admit(platform: Platform) -> tuple[uuid.UUID, list[str]]:
@@ -99,21 +104,21 @@ async def assert_exactly_once(platform: Platform, event_id: uuid.UUID, claims: l
 async def test_persist_failing_mid_batch_is_retried_event_by_event(
     settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    calls = fail_persist_once(monkeypatch, on_call=12, error=RuntimeError("database hiccup"))
+    sizes = fail_persist_once(monkeypatch, on_claim=12, error=RuntimeError("database hiccup"))
     async with running(settings, workers=False) as platform:
         event_id, claims = await admit(platform)
         issuance = issuance_of(platform)
 
         assert await issuance.pump_once(platform.transport) == QUANTITY
         # The batch rolled back at its 12th claim, then every claim was applied on its own.
-        assert calls[0] == 12 + QUANTITY
+        assert sizes == [QUANTITY] + [1] * QUANTITY
         await assert_exactly_once(platform, event_id, claims)
 
 
 async def test_consumer_killed_mid_batch_redelivers_without_loss_or_duplicate(
     settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    calls = fail_persist_once(monkeypatch, on_call=12, error=Killed())
+    sizes = fail_persist_once(monkeypatch, on_claim=12, error=Killed())
     async with running(settings, workers=False) as platform:
         event_id, claims = await admit(platform)
         issuance = issuance_of(platform)
@@ -125,7 +130,7 @@ async def test_consumer_killed_mid_batch_redelivers_without_loss_or_duplicate(
 
         # The worker comes back under the same name: its pending claims come first.
         assert await issuance.pump_once(platform.transport) == QUANTITY
-        assert calls[0] == 12 + QUANTITY
+        assert sizes == [QUANTITY, QUANTITY]  # the whole batch again, applied in one go
         await assert_exactly_once(platform, event_id, claims)
         assert await issuance.pump_once(platform.transport) == 0
 
@@ -137,7 +142,7 @@ async def test_claims_of_a_worker_that_never_comes_back_are_taken_over(
     pending under the dead name unless a live pump takes them over once they are idle long
     enough."""
     monkeypatch.setattr(drops_module, "RECLAIM_IDLE_MS", 200)
-    fail_persist_once(monkeypatch, on_call=5, error=Killed())
+    fail_persist_once(monkeypatch, on_claim=5, error=Killed())
     async with running(settings, workers=False) as platform:
         event_id, claims = await admit(platform)
         with pytest.raises(Killed):

@@ -25,6 +25,7 @@ from tests.coupon.conftest import (
     running,
     settle,
 )
+from tests.support.tansu import kafka_overrides
 
 pytestmark = [
     pytest.mark.kafka,
@@ -36,15 +37,9 @@ pytestmark = [
 
 @pytest.fixture
 def kafka_settings(settings: Settings, kafka_bootstrap: str) -> Settings:
-    run = uuid.uuid4().hex[:8]
     return make_settings(
         settings.database_url,
-        kafka_bootstrap_servers=kafka_bootstrap,
-        kafka_topic_prefix=f"cpn{run}.",
-        kafka_consumer_group_prefix=f"cpn{run}.",
-        kafka_topic_partitions=2,
-        kafka_session_timeout_ms=3000,
-        kafka_heartbeat_interval_ms=500,
+        **kafka_overrides(kafka_bootstrap, "coupon", partitions=2),
         jobs_schedule=True,  # these tests reason about the scheduler's start-up sweep
     )
 

@@ -15,7 +15,6 @@ import signal
 import subprocess
 import sys
 import time
-import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -40,6 +39,7 @@ from tests.support.event_worker import (
     test_metadata,
     thing,
 )
+from tests.support.tansu import kafka_overrides
 
 pytestmark = [
     pytest.mark.kafka,
@@ -59,15 +59,9 @@ FINISH_TIMEOUT = 45.0
 
 @pytest.fixture
 def crash_settings(database_url: str, kafka_bootstrap: str) -> Settings:
-    run = uuid.uuid4().hex[:8]
     return make_settings(
         database_url,
-        kafka_bootstrap_servers=kafka_bootstrap,
-        kafka_topic_prefix=f"crash{run}.",
-        kafka_consumer_group_prefix=f"crash{run}.",
-        kafka_topic_partitions=4,
-        kafka_session_timeout_ms=3000,
-        kafka_heartbeat_interval_ms=500,
+        **kafka_overrides(kafka_bootstrap, "crash", partitions=4),
         outbox_batch_size=BATCH,
         outbox_poll_interval_seconds=0.05,
         consumer_batch_size=BATCH,

@@ -29,6 +29,7 @@ from tests.support.event_worker import (
     thing,
 )
 from tests.support.services import free_port
+from tests.support.tansu import kafka_overrides
 
 pytestmark = [
     pytest.mark.kafka,
@@ -41,15 +42,9 @@ WAIT_SECONDS = 30.0
 
 @pytest.fixture
 def kafka_settings(database_url: str, kafka_bootstrap: str) -> Settings:
-    run = uuid.uuid4().hex[:8]
     return make_settings(
         database_url,
-        kafka_bootstrap_servers=kafka_bootstrap,
-        kafka_topic_prefix=f"t{run}.",
-        kafka_consumer_group_prefix=f"g{run}.",
-        kafka_topic_partitions=4,
-        kafka_session_timeout_ms=3000,
-        kafka_heartbeat_interval_ms=500,
+        **kafka_overrides(kafka_bootstrap, "transport", partitions=4),
         outbox_batch_size=50,
         consumer_batch_size=40,
     )

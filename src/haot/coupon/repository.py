@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Collection, Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -20,6 +20,10 @@ class CouponRepository:
 
     def add(self, row: Coupon | CouponEvent | UserCoupon | Claim | ReservationFence) -> None:
         self.session.add(row)
+
+    def add_all(self, rows: Iterable[UserCoupon | Claim]) -> None:
+        """Rows of one table are inserted together at flush (one multi-row INSERT)."""
+        self.session.add_all(rows)
 
     async def get_coupon(self, coupon_id: uuid.UUID) -> Coupon | None:
         return await self.session.get(Coupon, coupon_id)
@@ -97,8 +101,9 @@ class CouponRepository:
             )
         ).all()
 
-    async def take_stock(self, event_id: uuid.UUID, count: int = 1) -> bool:
-        """The database's own cap: ``issued`` grows only while it stays within ``quantity``."""
+    async def take_stock(self, event_id: uuid.UUID, count: int = 1) -> int | None:
+        """The database's own cap: ``issued`` grows by ``count`` only if it stays within
+        ``quantity``. Returns ``issued`` after the increment, or None if it was refused."""
         result = await self.session.execute(
             update(CouponEvent)
             .where(
@@ -109,9 +114,11 @@ class CouponRepository:
                 ),
             )
             .values(issued=CouponEvent.issued + count)
+            .returning(CouponEvent.issued)
             .execution_options(synchronize_session=False)
         )
-        return bool(getattr(result, "rowcount", 0) == 1)
+        issued: int | None = result.scalar_one_or_none()
+        return issued
 
     async def event_user_ids(self, event_id: uuid.UUID) -> list[str]:
         rows = await self.session.scalars(
@@ -119,16 +126,18 @@ class CouponRepository:
         )
         return [str(r) for r in rows]
 
-    async def user_coupon_for_event(
-        self, event_id: uuid.UUID, user_id: uuid.UUID
-    ) -> UserCoupon | None:
-        return (
-            await self.session.scalars(
-                select(UserCoupon).where(
-                    UserCoupon.event_id == event_id, UserCoupon.user_id == user_id
-                )
+    async def holders_among(
+        self, event_id: uuid.UUID, user_ids: Collection[uuid.UUID]
+    ) -> set[uuid.UUID]:
+        """Those of ``user_ids`` who already hold a coupon of the event."""
+        if not user_ids:
+            return set()
+        rows = await self.session.scalars(
+            select(UserCoupon.user_id).where(
+                UserCoupon.event_id == event_id, UserCoupon.user_id.in_(set(user_ids))
             )
-        ).one_or_none()
+        )
+        return set(rows)
 
     async def get_user_coupon(
         self, user_coupon_id: uuid.UUID, *, for_update: bool = False
@@ -156,6 +165,13 @@ class CouponRepository:
 
     async def get_claim(self, claim_id: str) -> Claim | None:
         return await self.session.get(Claim, claim_id)
+
+    async def persisted_claim_ids(self, claim_ids: Collection[str]) -> set[str]:
+        """Those of ``claim_ids`` that already have their row."""
+        if not claim_ids:
+            return set()
+        rows = await self.session.scalars(select(Claim.id).where(Claim.id.in_(set(claim_ids))))
+        return set(rows)
 
     async def expire_issued(self, now: datetime) -> int:
         result = await self.session.execute(

@@ -6,17 +6,24 @@ only a principal derived from a verified token, never identity headers from clie
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import time
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
+from typing import Any
 
 import jwt
+import structlog
 
 from haot.platform.clock import utcnow
 from haot.platform.errors import InvalidToken
 from haot.platform.ids import new_id
-from haot.platform.redis import Redis
+from haot.platform.redis import Redis, as_text
+
+log = structlog.get_logger(__name__)
 
 ALGORITHM = "HS256"
 
@@ -93,20 +100,100 @@ class Revocations:
     """Access tokens are stateless, so revoking them early needs one shared fact per user: "every
     token issued before T is void". Deactivation, role change and password change stamp T (logout
     revokes the refresh session only: access tokens of other devices stay valid until expiry);
-    the stamp lives as long as the longest access token could."""
+    the stamp lives as long as the longest access token could.
 
-    def __init__(self, redis: Redis, *, ttl_seconds: int) -> None:
+    Every request checks it, so each process keeps a replica of all live stamps (there are few:
+    only the last token lifetime's revocations) instead of asking Redis each time: ``follow``
+    subscribes to the revocation channel, then loads the index, then applies each published
+    stamp, and reloads every ``resync_seconds`` in case a message was lost. A stamp reaches the
+    other processes as fast as Redis delivers the message (the revoking process applies it at
+    once). Whenever the replica is not in sync (starting, connection lost), the check reads the
+    user's key in Redis as before: never a silent gap.
+    """
+
+    CHANNEL = "auth:revocations"
+    INDEX = "auth:revocation-index"
+
+    def __init__(self, redis: Redis, *, ttl_seconds: int, resync_seconds: float = 10.0) -> None:
         self._redis = redis
         self._ttl = ttl_seconds + 60
+        self._resync = resync_seconds
+        self._stamps: dict[uuid.UUID, float] = {}
+        self._synced = False
 
     @staticmethod
     def key(user_id: uuid.UUID) -> str:
         return f"auth:revoked-before:{{{user_id}}}"
 
+    @property
+    def in_sync(self) -> bool:
+        return self._synced
+
     async def revoke_tokens_issued_before(self, user_id: uuid.UUID, when: datetime) -> None:
-        await self._redis.set(self.key(user_id), f"{when.timestamp():.6f}", ex=self._ttl)
+        stamp = round(when.timestamp(), 6)  # the resolution of the tokens' ``iat``
+        # The key first (readers out of sync), then the index, then the message: a replica that
+        # subscribes after the message was sent loads the index after it was written.
+        pipe = self._redis.pipeline(transaction=False)
+        pipe.set(self.key(user_id), f"{stamp:.6f}", ex=self._ttl)
+        pipe.zadd(self.INDEX, {str(user_id): stamp}, gt=True)
+        pipe.zremrangebyscore(self.INDEX, "-inf", f"({time.time() - self._ttl}")
+        pipe.publish(self.CHANNEL, f"{user_id} {stamp:.6f}")
+        await pipe.execute()
+        self._remember(user_id, stamp)
 
     async def is_revoked(self, principal: Principal) -> bool:
+        if self._synced:
+            stamp = self._stamps.get(principal.user_id)
+        else:
+            raw = await self._redis.get(self.key(principal.user_id))
+            stamp = None if raw is None else float(raw)
         # "<=": a token from the very microsecond of the stamp may predate the change; void it.
-        stamp = await self._redis.get(self.key(principal.user_id))
-        return stamp is not None and principal.issued_at.timestamp() <= float(stamp)
+        return stamp is not None and principal.issued_at.timestamp() <= stamp
+
+    def _remember(self, user_id: uuid.UUID, stamp: float) -> None:
+        if stamp > self._stamps.get(user_id, float("-inf")):
+            self._stamps[user_id] = stamp
+
+    async def _load(self) -> None:
+        horizon = time.time() - self._ttl
+        rows: Any = await self._redis.zrangebyscore(self.INDEX, horizon, "+inf", withscores=True)
+        for member, score in rows:
+            self._remember(uuid.UUID(as_text(member)), float(score))
+        # Stamps older than any live token can void nothing: drop them.
+        for user_id in [u for u, stamp in self._stamps.items() if stamp < horizon]:
+            del self._stamps[user_id]
+
+    async def follow(self, stop: asyncio.Event) -> None:
+        """Keep the replica in sync until ``stop``; reconnects with backoff."""
+        backoff = 0.1
+        while not stop.is_set():
+            pubsub = self._redis.pubsub()
+            try:
+                await pubsub.subscribe(self.CHANNEL)
+                while not stop.is_set():  # subscribed only once Redis confirms
+                    message = await pubsub.get_message(timeout=1.0)
+                    if message is not None and message["type"] == "subscribe":
+                        break
+                await self._load()
+                self._synced = True
+                backoff = 0.1
+                loaded = time.monotonic()
+                while not stop.is_set():
+                    message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
+                    if message is not None and message["type"] == "message":
+                        user, _, stamp = as_text(message["data"]).partition(" ")
+                        self._remember(uuid.UUID(user), float(stamp))
+                    if time.monotonic() - loaded >= self._resync:
+                        await self._load()
+                        loaded = time.monotonic()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("revocation_replica_lost", error=type(exc).__name__)
+            finally:
+                self._synced = False
+                with contextlib.suppress(Exception):
+                    await pubsub.aclose()  # type: ignore[no-untyped-call]
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=backoff)
+            backoff = min(backoff * 2, 5.0)

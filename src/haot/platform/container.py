@@ -105,6 +105,8 @@ class Platform:
 
     async def start(self) -> None:
         await self.transport.start()
+        # Every serving process checks tokens: each keeps its own replica of revocations.
+        self._spawn("revocations", self.revocations.follow)
 
     def start_workers(self) -> None:
         """Run relays, consumers and jobs in this process (``haot worker`` or embedded serve)."""

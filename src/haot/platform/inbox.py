@@ -5,13 +5,18 @@ exactly-once effect.
 A batch is applied in one transaction (the fast path). If that fails (a handler error, or another
 consumer instance applied one of the events first and the inbox insert conflicts) the batch is
 retried one event per transaction, so one bad event cannot hide the others' progress.
+
+A handler takes one event (``EventHandler``) or, where per-event round trips would be the cost, a
+run of consecutive events of its type (``BatchEventHandler``): it then sees every fresh event of
+that run in one call, and a one-event list when the batch is retried event by event.
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import datetime
+from itertools import groupby
 
 import structlog
 from sqlalchemy import String, Uuid, select
@@ -27,6 +32,7 @@ from haot.platform.uow import UnitOfWork, UnitOfWorkFactory
 log = structlog.get_logger(__name__)
 
 EventHandler = Callable[[UnitOfWork, Event], Awaitable[None]]
+BatchEventHandler = Callable[[UnitOfWork, Sequence[Event]], Awaitable[None]]
 
 
 class InboxEntry(Base):
@@ -38,23 +44,30 @@ class InboxEntry(Base):
 
 
 class Consumer:
-    """Routes events by type to handlers, each applied once per (consumer name, event id)."""
+    """Routes events by type to handlers, each event applied once per (consumer name, event id).
+    An event type has either a per-event handler or a batch handler, not both."""
 
     def __init__(
         self,
         name: str,
         uow_factory: UnitOfWorkFactory,
-        handlers: dict[str, EventHandler],
+        handlers: Mapping[str, EventHandler] | None = None,
+        *,
+        batch_handlers: Mapping[str, BatchEventHandler] | None = None,
     ) -> None:
         self.name = name
         self._uow_factory = uow_factory
-        self._handlers = handlers
-        self.sources = frozenset(event_type.split(".", 1)[0] for event_type in handlers)
+        self._handlers = dict(handlers or {})
+        self._batch_handlers = dict(batch_handlers or {})
+        if both := self._handlers.keys() & self._batch_handlers.keys():
+            raise ValueError(f"event types with two handlers: {sorted(both)}")
+        self._types = frozenset(self._handlers.keys() | self._batch_handlers.keys())
+        self.sources = frozenset(event_type.split(".", 1)[0] for event_type in self._types)
 
     async def handle_batch(self, events: Sequence[Event]) -> None:
         """Apply a batch; raises if any event failed (after applying every event it could), so the
         transport delivers the batch again and the inbox skips what was applied."""
-        relevant = [e for e in events if e.type in self._handlers]
+        relevant = [e for e in events if e.type in self._types]
         if not relevant:
             return
         try:
@@ -109,9 +122,17 @@ class Consumer:
                 seen.add(event.id)  # a batch may carry the same event twice
                 fresh.append(event)
             now = utcnow()
-            for event in fresh:
-                uow.session.add(InboxEntry(consumer=self.name, event_id=event.id, processed_at=now))
-                await self._handlers[event.type](uow, event)
+            uow.session.add_all(
+                InboxEntry(consumer=self.name, event_id=event.id, processed_at=now)
+                for event in fresh
+            )
+            # Runs of one type keep the batch's order: a batch handler sees each run whole.
+            for event_type, run in groupby(fresh, key=lambda event: event.type):
+                if (batch_handler := self._batch_handlers.get(event_type)) is not None:
+                    await batch_handler(uow, list(run))
+                    continue
+                for event in run:
+                    await self._handlers[event_type](uow, event)
             await uow.commit()
         EVENTS_CONSUMED.labels(self.name).inc(len(fresh))
         if duplicates := len(events) - len(fresh):

@@ -19,6 +19,7 @@ from starlette._utils import get_route_path
 from starlette.routing import Mount, compile_path
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from haot.platform.direct import ROUTE_TEMPLATE_KEY
 from haot.platform.metrics import HTTP_DURATION, HTTP_IN_FLIGHT, HTTP_REQUESTS
 from haot.platform.problems import internal_error_response
 
@@ -139,6 +140,8 @@ class RouteTemplates:
     def template(self, scope: Scope, path: str, status: int) -> str:
         """``path``: the request path as the app saw it on the way in (mounts change the scope)."""
         method = scope["method"]
+        if (direct := scope.get(ROUTE_TEMPLATE_KEY)) is not None:
+            return str(direct)
         route = scope.get("route")
         if route is not None:
             infos = self._by_route.get(id(route), [])

@@ -33,25 +33,31 @@ async def _platform_dependency(request: Request) -> Platform:
 PlatformDep = Annotated[Platform, Depends(_platform_dependency)]
 
 
-def _bearer(request: Request) -> str | None:
-    header = request.headers.get("authorization")
-    if not header:
+def _bearer(authorization: str | None) -> str | None:
+    if not authorization:
         return None
-    scheme, _, token = header.partition(" ")
+    scheme, _, token = authorization.partition(" ")
     if scheme.lower() != "bearer" or not token:
         raise Unauthorized("Authorization header must be 'Bearer <token>'")
     return token.strip()
 
 
-async def optional_principal(request: Request) -> Principal | None:
-    token = _bearer(request)
+async def authenticate(platform: Platform, authorization: str | None) -> Principal | None:
+    """The principal of an ``Authorization: Bearer`` header (None without one): signature, claims
+    and the user's revocation stamp checked; a bad or revoked token raises."""
+    token = _bearer(authorization)
     if token is None:
         return None
-    platform = get_platform(request)
     principal = platform.signer.verify(token)
     if await platform.revocations.is_revoked(principal):
         raise InvalidToken("Token has been revoked")
-    request.state.principal = principal
+    return principal
+
+
+async def optional_principal(request: Request) -> Principal | None:
+    principal = await authenticate(get_platform(request), request.headers.get("authorization"))
+    if principal is not None:
+        request.state.principal = principal
     return principal
 
 

@@ -8,12 +8,12 @@ import uuid
 from datetime import datetime, timedelta
 
 from prometheus_client import Counter
-from pydantic import BaseModel
 
+from haot.platform.cache import GenerationCache
 from haot.platform.clock import utcnow
 from haot.platform.errors import Conflict, InvalidInput
 from haot.platform.ids import new_id
-from haot.platform.redis import Redis, as_text
+from haot.platform.redis import Redis
 from haot.platform.uow import UnitOfWork, UnitOfWorkFactory
 from haot.platform.web import Page, PageParams
 from haot.point.domain import (
@@ -34,11 +34,7 @@ LOTS_EXPIRED = Counter("haot_point_lots_expired_total", "Lots processed by the e
 
 HELD, SPENT, RELEASED = "HELD", "SPENT", "RELEASED"
 EXPIRING_WINDOW = timedelta(days=30)
-
-
-class _CachedBalance(BaseModel):
-    value: BalanceRead
-    valid_until: datetime | None
+BALANCE_TTL = timedelta(minutes=5)
 
 
 class InsufficientPoints(Conflict):
@@ -57,42 +53,34 @@ class PointService:
         earn_rate_percent: float,
     ) -> None:
         self._uow = uow
-        self._redis = redis
+        self._balances = GenerationCache(redis, namespace="point", ttl=BALANCE_TTL)
         self._expiry = expiry
         self._grace = refund_grace
         self._earn_rate = earn_rate_percent
 
     # Cache ------------------------------------------------------------------------------------
 
-    @staticmethod
-    def _generation_key(user_id: uuid.UUID) -> str:
-        return f"point:gen:{{{user_id}}}"
-
     def _changed(self, uow: UnitOfWork, user_id: uuid.UUID) -> None:
         """Bump the user's cache generation once the change has committed (awaited, so the next
         read after the response never sees the old balance)."""
-        key = self._generation_key(user_id)
-        uow.after_commit(lambda: self._redis.incr(key), wait=True)
+        scope = str(user_id)
+        uow.after_commit(lambda: self._balances.invalidate(scope), wait=True)
 
     async def balance(self, user_id: uuid.UUID) -> BalanceRead:
-        generation = as_text(await self._redis.get(self._generation_key(user_id)) or "0")
-        key = f"point:balance:{{{user_id}}}:{generation}"
         now = utcnow()
-        cached = await self._redis.get(key)
-        if cached is not None:
-            entry = _CachedBalance.model_validate_json(cached)
+
+        async def load() -> tuple[BalanceRead, datetime | None]:
+            async with self._uow() as uow:
+                spendable, held, expiring, changes_at = await PointRepository(uow.session).summary(
+                    user_id, now, EXPIRING_WINDOW
+                )
             # Time alone changes a balance (a lot expires before the job runs, or enters the
-            # 30-day window): an entry is good only until the first such moment.
-            if entry.valid_until is None or now < entry.valid_until:
-                return entry.value
-        async with self._uow() as uow:
-            spendable, held, expiring, changes_at = await PointRepository(uow.session).summary(
-                user_id, now, EXPIRING_WINDOW
-            )
-        value = BalanceRead(balance=spendable, held=held, expiring_30d=expiring)
-        entry = _CachedBalance(value=value, valid_until=changes_at)
-        await self._redis.set(key, entry.model_dump_json(), ex=300)
-        return value
+            # 30-day window): the cached answer is good only until the first such moment.
+            return BalanceRead(balance=spendable, held=held, expiring_30d=expiring), changes_at
+
+        return await self._balances.get_or_load_bounded(
+            "balance", BalanceRead, load, now=now, scope=str(user_id)
+        )
 
     async def spendable(self, *, user_id: uuid.UUID) -> int:
         return (await self.balance(user_id)).balance

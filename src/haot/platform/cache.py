@@ -1,0 +1,119 @@
+"""Read-through cache in Redis, invalidated by generations.
+
+Every entry key carries a generation number, and a change bumps the generation once it has
+committed, so the next read misses. A reader that loaded old rows before the bump stores them under
+the old generation, which nobody reads again: invalidation cannot race with a slow reader, as a
+delete followed by a late write of the old value would.
+
+A generation covers a whole namespace (``scope=None``) or one scope in it (a user id). A scoped
+generation key and the scope's entries share the Redis Cluster hash tag ``{scope}``, so they live
+on one shard.
+
+Entries end after the TTL. A value that changes by itself at a known instant (a point lot
+expiring) is stored with that instant and never served past it (``get_or_load_bounded``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Awaitable, Callable
+from datetime import datetime, timedelta
+from typing import Any, TypeVar
+
+from pydantic import BaseModel
+
+from haot.platform.redis import Redis, as_text
+
+M = TypeVar("M", bound=BaseModel)
+
+
+class _Bounded(BaseModel):
+    """A cached value that stops being true at ``valid_until`` (None: only a change ends it)."""
+
+    value: Any
+    valid_until: datetime | None
+
+
+class GenerationCache:
+    """The entries of one namespace, keyed ``namespace:kind[:{scope}]:generation[:digest]``:
+    ``{scope}`` is the hash tag of a scoped entry, ``digest`` the first 32 hex digits of the
+    SHA-256 of ``params`` (a key's length does not grow with a query's)."""
+
+    def __init__(self, redis: Redis, *, namespace: str, ttl: timedelta) -> None:
+        if ttl <= timedelta(0):
+            raise ValueError(f"cache TTL must be positive, got {ttl}")
+        self._redis = redis
+        self._namespace = namespace
+        self._ttl = ttl
+
+    def _generation_key(self, scope: str | None) -> str:
+        # The names the lodging and point caches used before they shared this class: instances
+        # of the old and the new code agree on the generation during a rolling deploy.
+        if scope is None:
+            return f"{self._namespace}:cache-gen"
+        return f"{self._namespace}:gen:{{{scope}}}"
+
+    async def _entry_key(self, kind: str, scope: str | None, params: str | None) -> str:
+        generation = as_text(await self._redis.get(self._generation_key(scope)) or "0")
+        parts = [self._namespace, kind]
+        if scope is not None:
+            parts.append(f"{{{scope}}}")
+        parts.append(generation)
+        if params is not None:
+            parts.append(hashlib.sha256(params.encode()).hexdigest()[:32])
+        return ":".join(parts)
+
+    async def _store(self, key: str, payload: str, ttl: timedelta) -> None:
+        await self._redis.set(key, payload, px=max(1, ttl // timedelta(milliseconds=1)))
+
+    async def get_or_load(
+        self,
+        kind: str,
+        model: type[M],
+        load: Callable[[], Awaitable[M]],
+        *,
+        scope: str | None = None,
+        params: str | None = None,
+    ) -> M:
+        """The cached ``model`` for (``kind``, ``scope``, ``params``) in the current generation,
+        else what ``load`` returns, stored for the TTL."""
+        key = await self._entry_key(kind, scope, params)
+        cached = await self._redis.get(key)
+        if cached is not None:
+            return model.model_validate_json(cached)
+        value = await load()
+        await self._store(key, value.model_dump_json(), self._ttl)
+        return value
+
+    async def get_or_load_bounded(
+        self,
+        kind: str,
+        model: type[M],
+        load: Callable[[], Awaitable[tuple[M, datetime | None]]],
+        *,
+        now: datetime,
+        scope: str | None = None,
+        params: str | None = None,
+    ) -> M:
+        """Like ``get_or_load`` for a value that time alone changes: ``load`` returns it with the
+        first instant it stops being true (None: never), and a cached value is served only
+        before that instant. ``now`` is the caller's clock, the one ``load`` reads the rows at;
+        the Redis TTL, on the server's clock, is cut to the bound as well but is not relied on."""
+        key = await self._entry_key(kind, scope, params)
+        cached = await self._redis.get(key)
+        if cached is not None:
+            entry = _Bounded.model_validate_json(cached)
+            if entry.valid_until is None or now < entry.valid_until:
+                return model.model_validate(entry.value)
+        value, valid_until = await load()
+        ttl = self._ttl if valid_until is None else min(self._ttl, valid_until - now)
+        if ttl > timedelta(0):
+            entry = _Bounded(value=value, valid_until=valid_until)
+            await self._store(key, entry.model_dump_json(), ttl)
+        return value
+
+    async def invalidate(self, scope: str | None = None) -> None:
+        """Bump the generation of ``scope`` (None: of the namespace): later reads miss. Call it
+        after the change has committed, or a reader could cache the old rows under the new
+        generation."""
+        await self._redis.incr(self._generation_key(scope))

@@ -1,0 +1,117 @@
+"""Direct routes: the few endpoints hit by flash crowds, answered before FastAPI's router.
+
+FastAPI matches a request against every route in turn and solves a dependency tree per request;
+for an endpoint whose whole job is one Redis round trip that overhead is most of the cost
+(``make bench`` measured it). A direct route is matched by one regex per route of its method and
+its handler gets the path parameters and the headers, nothing more. It still runs inside the
+platform middleware (request id, access log, RED metrics under its template, Idempotency-Key), and
+its errors become the same problem+json answers as anywhere else, through the app's own exception
+handlers. Each direct route is also declared as an ordinary FastAPI route (OpenAPI, and the
+fallback where this middleware is not installed) that calls the same function.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import orjson
+from starlette._utils import get_route_path
+from starlette.requests import Request
+from starlette.routing import compile_path
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+if TYPE_CHECKING:
+    from haot.platform.container import Platform
+
+# The route template a direct route answered under, for the metrics middleware (which would
+# otherwise look it up among all routes).
+ROUTE_TEMPLATE_KEY = "haot.route_template"
+
+
+@dataclass(frozen=True, slots=True)
+class DirectRequest:
+    platform: Platform
+    path_params: dict[str, str]
+    headers: dict[bytes, bytes]
+
+    def header(self, name: str) -> str | None:
+        value = self.headers.get(name.encode("latin-1"))
+        return None if value is None else value.decode("latin-1")
+
+
+@dataclass(frozen=True, slots=True)
+class DirectResponse:
+    status: int
+    body: bytes
+    media_type: str = "application/json"
+
+    @classmethod
+    def json(cls, status: int, content: Any) -> DirectResponse:
+        return cls(status, orjson.dumps(content))
+
+
+DirectHandler = Callable[[DirectRequest], Awaitable[DirectResponse]]
+
+
+@dataclass(frozen=True, slots=True)
+class DirectRoute:
+    method: str
+    path: str  # full template, e.g. "/api/v1/coupon-events/{event_id}/claims"
+    handler: DirectHandler
+
+
+class DirectRoutesMiddleware:
+    def __init__(self, app: ASGIApp, routes: Sequence[DirectRoute]) -> None:
+        self.app = app
+        self._routes: dict[str, list[tuple[re.Pattern[str], DirectRoute]]] = {}
+        for route in routes:
+            regex, _, _ = compile_path(route.path)
+            self._routes.setdefault(route.method, []).append((regex, route))
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and (candidates := self._routes.get(scope["method"])):
+            path = get_route_path(scope)
+            for regex, route in candidates:
+                match = regex.match(path)
+                if match is not None:
+                    scope[ROUTE_TEMPLATE_KEY] = route.path
+                    await self._answer(route, match.groupdict(), scope, receive, send)
+                    return
+        await self.app(scope, receive, send)
+
+    async def _answer(
+        self, route: DirectRoute, params: dict[str, str], scope: Scope, receive: Receive, send: Send
+    ) -> None:
+        app = scope["app"]
+        request = DirectRequest(app.state.platform, params, dict(scope["headers"]))
+        try:
+            response = await route.handler(request)
+        except Exception as exc:
+            handler = _exception_handler(app, exc)
+            if handler is None:
+                raise
+            await (await handler(Request(scope, receive), exc))(scope, receive, send)
+            return
+        await send(
+            {
+                "type": "http.response.start",
+                "status": response.status,
+                "headers": [
+                    (b"content-type", response.media_type.encode("latin-1")),
+                    (b"content-length", str(len(response.body)).encode("latin-1")),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": response.body})
+
+
+def _exception_handler(app: Any, exc: Exception) -> Any:
+    """The app's handler for this exception (most specific class first), as Starlette picks it."""
+    handlers: dict[Any, Any] = getattr(app, "exception_handlers", {})
+    for cls in type(exc).__mro__:
+        if cls in handlers:
+            return handlers[cls]
+    return None
