@@ -342,7 +342,20 @@ def cpu_seconds(pids: list[int]) -> float:
 
 
 def request_counts(base: str) -> Counter[tuple[str, str]]:
-    """(route, status) → requests so far, summed over the workers (multiprocess metrics)."""
+    """(route, status) → requests so far, summed over the workers (multiprocess metrics), once
+    the requests wrk left in flight when it stopped have been answered (two reads alike)."""
+    counts = _read_request_counts(base)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        time.sleep(0.3)
+        again = _read_request_counts(base)
+        if again == counts:
+            break
+        counts = again
+    return counts
+
+
+def _read_request_counts(base: str) -> Counter[tuple[str, str]]:
     text = httpx.get(f"{base}/metrics", timeout=10).text
     counts: Counter[tuple[str, str]] = Counter()
     pattern = re.compile(r"^haot_http_requests_total\{(.*)\} ([0-9.e+]+)$")

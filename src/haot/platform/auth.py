@@ -7,7 +7,12 @@ only a principal derived from a verified token, never identity headers from clie
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
 import contextlib
+import hashlib
+import hmac
+import re
 import time
 import uuid
 from dataclasses import dataclass
@@ -16,6 +21,7 @@ from enum import StrEnum
 from typing import Any
 
 import jwt
+import orjson
 import structlog
 
 from haot.platform.clock import utcnow
@@ -26,6 +32,12 @@ from haot.platform.redis import Redis, as_text
 log = structlog.get_logger(__name__)
 
 ALGORITHM = "HS256"
+_LEEWAY_SECONDS = 5
+# The header ``issue`` writes (PyJWT's, for HS256): tokens carrying it exactly take the fast check.
+_HEADER_SEGMENT = (
+    base64.urlsafe_b64encode(orjson.dumps({"alg": ALGORITHM, "typ": "JWT"})).rstrip(b"=").decode()
+)
+_SEGMENT = re.compile(r"[A-Za-z0-9_-]+")
 
 
 class Role(StrEnum):
@@ -56,6 +68,7 @@ class TokenSigner:
         if len(secret.encode()) < 32:
             raise ValueError("JWT secret must be at least 32 bytes")
         self._secret = secret
+        self._key = secret.encode()
         self._issuer = issuer
         self._audience = audience
         self.ttl_seconds = ttl_seconds
@@ -77,23 +90,74 @@ class TokenSigner:
         return AccessToken(token=token, expires_in=self.ttl_seconds)
 
     def verify(self, token: str) -> Principal:
+        claims = self._verify_own(token)
+        if claims is None:
+            claims = self._verify_any(token)
         try:
-            claims = jwt.decode(
+            return Principal(
+                user_id=uuid.UUID(claims["sub"]),
+                role=Role(claims["role"]),
+                issued_at=datetime.fromtimestamp(float(claims["iat"]), tz=UTC),
+            )
+        except (KeyError, ValueError, TypeError) as exc:
+            raise InvalidToken() from exc
+
+    def _verify_any(self, token: str) -> dict[str, Any]:
+        try:
+            claims: dict[str, Any] = jwt.decode(
                 token,
                 self._secret,
                 algorithms=[ALGORITHM],
                 audience=self._audience,
                 issuer=self._issuer,
                 options={"require": ["exp", "iat", "sub", "iss", "aud"]},
-                leeway=5,
+                leeway=_LEEWAY_SECONDS,
             )
-            return Principal(
-                user_id=uuid.UUID(claims["sub"]),
-                role=Role(claims["role"]),
-                issued_at=datetime.fromtimestamp(float(claims["iat"]), tz=UTC),
-            )
-        except (jwt.PyJWTError, KeyError, ValueError, TypeError) as exc:
+        except (jwt.PyJWTError, ValueError, TypeError) as exc:
             raise InvalidToken() from exc
+        return claims
+
+    def _verify_own(self, token: str) -> dict[str, Any] | None:
+        """The claims of a token exactly as ``issue`` writes them (this header, a valid
+        signature, every claim of the expected type and in its window), checked in a few
+        microseconds; None for anything else, which ``_verify_any`` (PyJWT, ~15x slower) then
+        decides. So this path only ever accepts what PyJWT would accept too (a differential test
+        holds it to that), and it rejects nothing by itself."""
+        header, dot, rest = token.partition(".")
+        if header != _HEADER_SEGMENT or not dot:
+            return None
+        payload_segment, dot, signature_segment = rest.partition(".")
+        if not dot or not _SEGMENT.fullmatch(payload_segment):
+            return None
+        if not _SEGMENT.fullmatch(signature_segment) or len(signature_segment) != 43:
+            return None
+        expected = hmac.new(self._key, f"{header}.{payload_segment}".encode(), hashlib.sha256)
+        signature = base64.urlsafe_b64decode(signature_segment + "=")
+        if not hmac.compare_digest(expected.digest(), signature):
+            return None
+        try:
+            claims = orjson.loads(base64.urlsafe_b64decode(_padded(payload_segment)))
+        except (ValueError, binascii.Error):
+            return None
+        if not isinstance(claims, dict) or "nbf" in claims:
+            return None
+        exp, iat = claims.get("exp"), claims.get("iat")
+        if isinstance(exp, bool) or isinstance(iat, bool):  # JSON true is no timestamp
+            return None
+        if not isinstance(exp, int) or not isinstance(iat, int | float):
+            return None
+        if not isinstance(claims.get("sub"), str) or not isinstance(claims.get("jti", ""), str):
+            return None
+        if claims.get("iss") != self._issuer or claims.get("aud") != self._audience:
+            return None
+        now = time.time()
+        if int(iat) > now + _LEEWAY_SECONDS or exp <= now - _LEEWAY_SECONDS:
+            return None
+        return claims
+
+
+def _padded(segment: str) -> str:
+    return segment + "=" * (-len(segment) % 4)
 
 
 class Revocations:

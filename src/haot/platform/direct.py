@@ -23,6 +23,9 @@ from starlette.requests import Request
 from starlette.routing import compile_path
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from haot.platform.errors import HaotError
+from haot.platform.problems import haot_error_response
+
 if TYPE_CHECKING:
     from haot.platform.container import Platform
 
@@ -89,6 +92,9 @@ class DirectRoutesMiddleware:
         request = DirectRequest(app.state.platform, params, dict(scope["headers"]))
         try:
             response = await route.handler(request)
+        except HaotError as exc:  # the common refusals (409 sold out, 429), answered directly
+            await haot_error_response(exc, scope["path"])(scope, receive, send)
+            return
         except Exception as exc:
             handler = _exception_handler(app, exc)
             if handler is None:

@@ -6,10 +6,13 @@ the logs and nothing escapes to the server (whose own traceback would not be a J
 
 from __future__ import annotations
 
+import functools
+import itertools
 import logging
+import os
 import re
+import secrets
 import time
-import uuid
 from collections.abc import Iterator, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -91,10 +94,30 @@ def configure_logging(level: str = "INFO", *, json: bool = True) -> None:
 _REQUEST_ID = re.compile(r"[\x21-\x7e]{1,128}")
 
 
+class _Ids:
+    """Unique 32-hex-digit ids (W3C trace-id shaped) without a random draw per request: a random
+    per-process prefix and a counter. ``uuid4`` reads the OS's random source, a system call on
+    every request; a forked child draws a prefix of its own."""
+
+    def __init__(self) -> None:
+        self._reset()
+        os.register_at_fork(after_in_child=self._reset)
+
+    def _reset(self) -> None:
+        self._prefix = secrets.token_hex(8)
+        self._counter = itertools.count(1)
+
+    def next(self) -> str:
+        return f"{self._prefix}{next(self._counter):016x}"
+
+
+_ids = _Ids()
+
+
 def _request_id(headers: dict[bytes, bytes]) -> str:
     """The client's ``x-request-id`` when it is 1-128 visible ASCII characters, else a new one."""
     given = headers.get(b"x-request-id", b"").decode("latin-1")
-    return given if _REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
+    return given if _REQUEST_ID.fullmatch(given) else _ids.next()
 
 
 def _trace_id(headers: dict[bytes, bytes]) -> str:
@@ -103,7 +126,7 @@ def _trace_id(headers: dict[bytes, bytes]) -> str:
     parts = parent.split("-")
     if len(parts) == 4 and len(parts[1]) == 32:
         return parts[1]
-    return uuid.uuid4().hex
+    return _ids.next()
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,6 +205,14 @@ class RequestContextMiddleware:
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
+        # The labelled children, looked up once per label set instead of under a lock per request
+        # (bounded as the labels are: route templates, methods, statuses).
+        self._served = functools.cache(
+            lambda method, template, status: HTTP_REQUESTS.labels(method, template, str(status))
+        )
+        self._timed = functools.cache(
+            lambda method, template: HTTP_DURATION.labels(method, template)
+        )
         self.log = structlog.get_logger("haot.access")
         self._templates: RouteTemplates | None = None
 
@@ -226,8 +257,8 @@ class RequestContextMiddleware:
             HTTP_IN_FLIGHT.dec()
             elapsed = time.perf_counter() - started
             template = self._templates.template(scope, path, status)
-            HTTP_REQUESTS.labels(method, template, str(status)).inc()
-            HTTP_DURATION.labels(method, template).observe(elapsed)
+            self._served(method, template, str(status)).inc()
+            self._timed(method, template).observe(elapsed)
             fields = {
                 "method": method,
                 "route": template,

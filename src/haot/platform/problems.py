@@ -60,6 +60,19 @@ def problem_response(
     )
 
 
+def haot_error_response(exc: HaotError, instance: str | None) -> Response:
+    """The problem answer of a domain error (its status, stable code, title and detail)."""
+    return problem_response(
+        status=exc.status,
+        code=exc.code,
+        title=exc.title,
+        detail=exc.detail,
+        instance=instance,
+        headers=exc.headers,
+        extra=exc.extra,
+    )
+
+
 def internal_error_response(instance: str | None = None) -> Response:
     """The answer to an unexpected exception: nothing from the exception itself goes out."""
     return problem_response(
@@ -96,15 +109,7 @@ def is_data_error(exc: DBAPIError) -> bool:
 def install_problem_handlers(app: FastAPI) -> None:
     async def on_haot_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, HaotError)
-        return problem_response(
-            status=exc.status,
-            code=exc.code,
-            title=exc.title,
-            detail=exc.detail,
-            instance=request.url.path,
-            headers=exc.headers,
-            extra=exc.extra,
-        )
+        return haot_error_response(exc, request.url.path)
 
     async def on_validation_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, RequestValidationError)
