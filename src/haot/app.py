@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING
@@ -57,7 +56,6 @@ def create_app(
         await platform.start()
         if in_process_workers:
             platform.start_workers()
-        _freeze_startup_heap()
         try:
             yield
         finally:
@@ -108,14 +106,6 @@ def create_app(
     app.add_middleware(IdempotencyMiddleware)
     app.add_middleware(RequestContextMiddleware)
     return app
-
-
-def _freeze_startup_heap() -> None:
-    """Move everything built at start-up (modules, app, models, pools) out of the collector's
-    reach: a full collection otherwise scans those few hundred thousand objects each time and
-    stalls every request in the process (measured: up to 240 ms per gen-2 pass)."""
-    gc.collect()
-    gc.freeze()
 
 
 def _fake_portone(settings: Settings) -> FakePortOne | None:

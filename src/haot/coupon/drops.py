@@ -16,6 +16,8 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
+from redis.exceptions import NoScriptError
+
 from haot.platform.redis import Redis, as_text
 
 _CLAIM = """
@@ -109,22 +111,24 @@ class Drops:
         self._script = redis.register_script(_CLAIM)
         self._configure = redis.register_script(_CONFIGURE)
         self._claims_per_second = claims_per_second
+        self._tags: dict[uuid.UUID, str] = {}  # event id → its key prefix (hash tag)
 
     async def admit(
         self, event_id: uuid.UUID, user_id: uuid.UUID, claim_id: str
     ) -> AdmissionResult:
         user = str(user_id)
-        keys = [
-            event_key(event_id),
-            users_key(event_id),
-            stream_key(event_id),
-            f"{_tag(event_id)}:rl:{user}",
-        ]
-        outcome, value = await self._script(
-            keys=keys, args=[user, claim_id, self._claims_per_second, 1000]
-        )
-        text = as_text(outcome)
-        return AdmissionResult(Admission(text), int(value))
+        tag = self._tags.get(event_id)
+        if tag is None:
+            tag = self._tags[event_id] = _tag(event_id)
+        keys = (tag, f"{tag}:users", f"{tag}:claims", f"{tag}:rl:{user}")
+        args = (user, claim_id, self._claims_per_second, 1000)
+        try:
+            # EVALSHA straight away (the hot path); the script object loads it when Redis does
+            # not know it (first call, restart, SCRIPT FLUSH) and runs it.
+            outcome, value = await self._redis.evalsha(self._script.sha, 4, *keys, *args)
+        except NoScriptError:
+            outcome, value = await self._script(keys=keys, args=args)
+        return AdmissionResult(Admission(as_text(outcome)), int(value))
 
     async def load(self, state: EventState) -> None:
         """Write the event's admission state (a rebuild replaces it whole, atomically)."""

@@ -347,7 +347,7 @@ class Issuance:
             return []
         if coupon_event is None:
             rows = [claim.failed("event not found", now) for claim in fresh]
-            repo.add_all(rows)
+            await repo.insert_all(rows)
             return rows
         holders = await repo.holders_among(event_id, {claim.user_id for claim in fresh})
         eligible: list[_Admitted] = []
@@ -386,7 +386,7 @@ class Issuance:
                     issued_at=now,
                     updated_at=now,
                 )
-            repo.add_all(issued_coupons.values())
+            await repo.insert_all(list(issued_coupons.values()))
             ISSUED.inc(len(winners))
             if coupon_event.quantity is not None and issued >= coupon_event.quantity:
                 coupon_event.closed_reason = "EXHAUSTED"
@@ -397,7 +397,7 @@ class Issuance:
             else claim.failed(refused[claim.claim_id], now)
             for claim in fresh
         ]
-        repo.add_all(rows)
+        await repo.insert_all(rows)
         return rows
 
     async def _publish(self, messages: Sequence[tuple[str, bytes]]) -> None:

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -21,9 +21,16 @@ class CouponRepository:
     def add(self, row: Coupon | CouponEvent | UserCoupon | Claim | ReservationFence) -> None:
         self.session.add(row)
 
-    def add_all(self, rows: Iterable[UserCoupon | Claim]) -> None:
-        """Rows of one table are inserted together at flush (one multi-row INSERT)."""
-        self.session.add_all(rows)
+    async def insert_all(self, rows: Sequence[UserCoupon] | Sequence[Claim]) -> None:
+        """New rows of one table in one multi-row INSERT, without tracking them in the session
+        (a batch of claims is hundreds of rows that nothing reads back before commit)."""
+        if not rows:
+            return
+        model = type(rows[0])
+        columns = [column.key for column in model.__table__.columns]
+        await self.session.execute(
+            insert(model), [{key: getattr(row, key) for key in columns} for row in rows]
+        )
 
     async def get_coupon(self, coupon_id: uuid.UUID) -> Coupon | None:
         return await self.session.get(Coupon, coupon_id)

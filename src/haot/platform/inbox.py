@@ -19,7 +19,7 @@ from datetime import datetime
 from itertools import groupby
 
 import structlog
-from sqlalchemy import String, Uuid, select
+from sqlalchemy import String, Uuid, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -122,10 +122,14 @@ class Consumer:
                 seen.add(event.id)  # a batch may carry the same event twice
                 fresh.append(event)
             now = utcnow()
-            uow.session.add_all(
-                InboxEntry(consumer=self.name, event_id=event.id, processed_at=now)
-                for event in fresh
-            )
+            if fresh:  # one multi-row INSERT; a row another instance wrote first fails it here
+                await uow.session.execute(
+                    insert(InboxEntry),
+                    [
+                        {"consumer": self.name, "event_id": event.id, "processed_at": now}
+                        for event in fresh
+                    ],
+                )
             # Runs of one type keep the batch's order: a batch handler sees each run whole.
             for event_type, run in groupby(fresh, key=lambda event: event.type):
                 if (batch_handler := self._batch_handlers.get(event_type)) is not None:
