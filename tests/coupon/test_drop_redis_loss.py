@@ -75,15 +75,34 @@ async def test_redis_flushed_mid_drop_pauses_then_resumes_without_over_issue(
         attempts = (crowd + early) * 3
         random.Random(5).shuffle(attempts)
         flushed_at: list[float] = []
+        in_flight = asyncio.Event()
+        admitted_in_crowd = Counter[int]()
+
+        def on_answer(answer: Answer) -> None:
+            # Flush once the crowd's first claims are admitted (a fixed delay would race the
+            # claims' speed: batched, the whole stock can go within a few milliseconds).
+            if answer.status == 202:
+                admitted_in_crowd[202] += 1
+                if admitted_in_crowd[202] >= 5:
+                    in_flight.set()
 
         async def flush() -> None:
-            await asyncio.sleep(0.002)
+            await in_flight.wait()
             flushed_at.append(time.monotonic())  # started
             await flushdb(settings)
             flushed_at.append(time.monotonic())  # done
 
         answers, _ = await asyncio.gather(
-            drive(issuance, event_id, attempts, concurrency=200, retry_unavailable=100),
+            drive(
+                issuance,
+                event_id,
+                attempts,
+                # Small waves: claims are batched per loop turn, so 200 at once could take the
+                # whole stock in one round trip, before the flush had a chance to land mid-drop.
+                concurrency=20,
+                retry_unavailable=100,
+                on_answer=on_answer,
+            ),
             flush(),
         )
         flushing, flushed = flushed_at

@@ -18,7 +18,7 @@ from typing import Any
 
 from redis.exceptions import NoScriptError
 
-from haot.platform.redis import Redis, as_text
+from haot.platform.redis import AutoPipeline, Redis, as_text
 
 _CLAIM = """
 local t = redis.call('TIME')
@@ -112,6 +112,7 @@ class Drops:
         self._configure = redis.register_script(_CONFIGURE)
         self._claims_per_second = claims_per_second
         self._tags: dict[uuid.UUID, str] = {}  # event id → its key prefix (hash tag)
+        self._batched = AutoPipeline(redis)
 
     async def admit(
         self, event_id: uuid.UUID, user_id: uuid.UUID, claim_id: str
@@ -123,9 +124,12 @@ class Drops:
         keys = (tag, f"{tag}:users", f"{tag}:claims", f"{tag}:rl:{user}")
         args = (user, claim_id, self._claims_per_second, 1000)
         try:
-            # EVALSHA straight away (the hot path); the script object loads it when Redis does
-            # not know it (first call, restart, SCRIPT FLUSH) and runs it.
-            outcome, value = await self._redis.evalsha(self._script.sha, 4, *keys, *args)
+            # EVALSHA straight away, batched with the other claims of this loop turn (the hot
+            # path); the script object loads it when Redis does not know it (first call,
+            # restart, SCRIPT FLUSH) and runs it.
+            outcome, value = await self._batched.execute(
+                "EVALSHA", self._script.sha, 4, *keys, *args
+            )
         except NoScriptError:
             outcome, value = await self._script(keys=keys, args=args)
         return AdmissionResult(Admission(as_text(outcome)), int(value))
