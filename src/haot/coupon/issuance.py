@@ -324,7 +324,9 @@ class Issuance:
             settled += await self._settle(repo, event_id, by_event[event_id], now)
         if settled:
             messages = [(_results_channel(c.user_id), _outcome_message(c)) for c in settled]
-            uow.after_commit(lambda: self._publish(messages))
+            # Awaited (one round trip per batch): once the consumer's commit returns, metrics and
+            # outcomes are out.
+            uow.after_commit(lambda: self._announce(settled, messages), wait=True)
 
     async def _settle(
         self,
@@ -333,7 +335,7 @@ class Issuance:
         admitted: Sequence[_Admitted],
         now: datetime,
     ) -> list[Claim]:
-        """The claims of one coupon event, in their order: their rows, added to the session."""
+        """The claims of one coupon event, in their order: their rows, inserted."""
         # Under the row lock (BEGIN IMMEDIATE on SQLite) nobody else settles this event's claims,
         # so what the reads below find stays true until commit.
         coupon_event = await repo.get_event(event_id, for_update=True)
@@ -364,8 +366,6 @@ class Issuance:
         winners, losers = eligible[:room], eligible[room:]
         for claim in losers:
             refused[claim.claim_id] = "sold out"
-        if losers:
-            OVER_ISSUE_REFUSED.inc(len(losers))
         issued_coupons: dict[str, UserCoupon] = {}
         if winners:
             # The conditional UPDATE stays the cap: were the locked read ever stale, this refuses
@@ -387,7 +387,6 @@ class Issuance:
                     updated_at=now,
                 )
             await repo.insert_all(list(issued_coupons.values()))
-            ISSUED.inc(len(winners))
             if coupon_event.quantity is not None and issued >= coupon_event.quantity:
                 coupon_event.closed_reason = "EXHAUSTED"
                 coupon_event.updated_at = now
@@ -400,8 +399,14 @@ class Issuance:
         await repo.insert_all(rows)
         return rows
 
-    async def _publish(self, messages: Sequence[tuple[str, bytes]]) -> None:
-        """Every outcome of a batch in one round trip."""
+    async def _announce(
+        self, settled: Sequence[Claim], messages: Sequence[tuple[str, bytes]]
+    ) -> None:
+        """Once committed (a batch that rolls back is retried claim by claim: counting before
+        would count twice): the metrics, then every outcome of the batch in one round trip."""
+        ISSUED.inc(sum(1 for c in settled if c.status == "ISSUED"))
+        if refused := sum(1 for c in settled if c.reason == "sold out"):
+            OVER_ISSUE_REFUSED.inc(refused)
         pipe = self._redis.pipeline(transaction=False)
         for channel, message in messages:
             pipe.publish(channel, message)
