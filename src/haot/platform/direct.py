@@ -17,7 +17,6 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-import orjson
 from starlette._utils import get_route_path
 from starlette.requests import Request
 from starlette.routing import compile_path
@@ -50,10 +49,6 @@ class DirectResponse:
     status: int
     body: bytes
     media_type: str = "application/json"
-
-    @classmethod
-    def json(cls, status: int, content: Any) -> DirectResponse:
-        return cls(status, orjson.dumps(content))
 
 
 DirectHandler = Callable[[DirectRequest], Awaitable[DirectResponse]]
