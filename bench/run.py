@@ -49,7 +49,7 @@ import time
 import uuid
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -68,6 +68,8 @@ POSTGRES_ADMIN_URL = os.environ.get(
 )
 REDIS_BASE = os.environ.get("HAOT_BENCH_REDIS", "redis://127.0.0.1:6379")
 CLAIM_ROUTE = "/api/v1/coupon-events/{event_id}/claims"
+SEARCH_ROUTE = "/api/v1/lodgings"
+SEARCH_REGIONS = ("Seoul", "Busan", "Jeju", "Gangwon", "Gyeongju")
 
 
 def env_int(name: str, default: int) -> int:
@@ -284,6 +286,7 @@ def wrk(
     *,
     method: str = "GET",
     tokens: Path | None = None,
+    paths: Path | None = None,
     duration: int = DURATION,
     server_pids: list[int] | None = None,
 ) -> dict[str, Any]:
@@ -302,8 +305,10 @@ def wrk(
         "--",
         method,
     ]
-    if tokens is not None:
-        args += [str(tokens), str(THREADS)]
+    if tokens is not None or paths is not None:
+        args += [str(tokens) if tokens else "-", str(THREADS)]
+    if paths is not None:
+        args.append(str(paths))
     server_before = cpu_seconds(server_pids or [])
     wrk_before = resource.getrusage(resource.RUSAGE_CHILDREN)
     done = subprocess.run(args, capture_output=True, text=True, timeout=duration + 60, check=True)
@@ -521,6 +526,24 @@ def pgbench(backends: Backends) -> dict[str, Any] | None:
 
 
 # Seed and check ---------------------------------------------------------------------------------
+
+
+def search_paths(today: date) -> list[str]:
+    """Distinct searches over the seeded lodgings: 5 regions x 30 check-in days x 1-3 nights x
+    1-4 guests (1,800), more than a run gets through: every request is a cache miss (PostgreSQL,
+    bounded statements, then pricing every night in Python), the cold path's cost."""
+    paths = []
+    for region in SEARCH_REGIONS:
+        for offset in range(1, 31):
+            for nights in (1, 2, 3):
+                for guests in (1, 2, 3, 4):
+                    check_in = today + timedelta(days=offset)
+                    check_out = check_in + timedelta(days=nights)
+                    paths.append(
+                        f"{SEARCH_ROUTE}?region={region}&check_in={check_in}"
+                        f"&check_out={check_out}&guests={guests}"
+                    )
+    return paths
 
 
 def seed(base: str, admin: str, quantity: int | None) -> str:
@@ -763,6 +786,7 @@ def markdown(result: dict[str, Any]) -> str:
         ("healthz", "GET /healthz (bare JSON, baseline)"),
         ("claims_drop", f"POST claims, drop of {QUANTITY} (mostly sold out)"),
         ("claims_accepted", "POST claims, unlimited event (mostly 202)"),
+        ("search", "GET search, distinct queries (cold: each a cache miss, PostgreSQL + pricing)"),
     ]:
         run = runs.get(name)
         if not run:
@@ -886,6 +910,16 @@ def main() -> int:
             timeout=120,
             stdout=subprocess.DEVNULL,
         )
+        log("seeding the demo lodgings (for the search run)")
+        subprocess.run(
+            [sys.executable, "-m", "haot.cli", "seed"],
+            env=env,
+            check=True,
+            timeout=300,
+            stdout=subprocess.DEVNULL,
+        )
+        searches = workdir / "searches.txt"
+        searches.write_text("\n".join(search_paths(datetime.now(UTC).date())) + "\n")
         server = Server(env=env, port=free_port(), log_path=workdir / "server.log")
         log(f"starting haot serve --workers {WORKERS} on {server.base}")
         server.start()
@@ -954,6 +988,12 @@ def main() -> int:
         ]
         median = sorted(rounds, key=lambda r: r["claims_drop"]["rps"])[len(rounds) // 2]
         result["runs"].update(median)
+
+        log("search: GET /api/v1/lodgings over distinct queries")
+        before = request_counts(server.base)
+        result["runs"]["search"] = wrk(wrk_binary, server.base, paths=searches, server_pids=pids)
+        after = request_counts(server.base)
+        result["runs"]["search"]["statuses"] = statuses(before, after, SEARCH_ROUTE)
 
         log("claims on the unlimited event")
         before = request_counts(server.base)

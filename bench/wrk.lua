@@ -1,7 +1,8 @@
 -- wrk script of `make bench`.
---   wrk ... -s bench/wrk.lua URL -- METHOD [TOKENS_FILE THREADS]
+--   wrk ... -s bench/wrk.lua URL -- METHOD [TOKENS_FILE|- THREADS [PATHS_FILE]]
 -- With a tokens file (one access token a line), each request carries the next user's token:
--- thread i of n sends tokens i, i+n, i+2n, ... so threads never share a user. When the run is
+-- thread i of n sends tokens i, i+n, i+2n, ... so threads never share a user. With a paths file
+-- (one path and query a line), each request asks for the next path the same way. When the run is
 -- over, one line "WRK_JSON {...}" gives the totals and latency percentiles in microseconds.
 
 local threads = {}
@@ -14,29 +15,41 @@ function setup(thread)
 end
 
 local tokens = {}
+local paths = {}
 local index = 0
 local step = 1
 
 function init(args)
   wrk.method = args[1] or "GET"
-  if args[2] then
+  if args[2] and args[2] ~= "-" then
     for line in io.lines(args[2]) do
       if #line > 0 then
         tokens[#tokens + 1] = "Bearer " .. line
       end
     end
-    step = tonumber(args[3] or "1")
-    index = id - 1
   end
+  if args[4] then
+    for line in io.lines(args[4]) do
+      if #line > 0 then
+        paths[#paths + 1] = line
+      end
+    end
+  end
+  step = tonumber(args[3] or "1")
+  index = id - 1
 end
 
 function request()
-  if #tokens == 0 then
-    return wrk.format()
+  local path = nil
+  if #paths > 0 then
+    path = paths[(index % #paths) + 1]
   end
-  local token = tokens[(index % #tokens) + 1]
+  local headers = nil
+  if #tokens > 0 then
+    headers = { ["Authorization"] = tokens[(index % #tokens) + 1] }
+  end
   index = index + step
-  return wrk.format(nil, nil, { ["Authorization"] = token })
+  return wrk.format(nil, path, headers)
 end
 
 function done(summary, latency, requests)
