@@ -22,21 +22,20 @@ from typing import Any
 
 import orjson
 import pytest
-from sqlalchemy import delete, func, select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from haot.platform.db import Databases
 from haot.platform.events import Event
 from haot.platform.inbox import InboxEntry
 from haot.platform.outbox import OutboxMessage
 from haot.platform.settings import Settings
 from haot.platform.uow import UnitOfWorkFactory
 from tests.conftest import make_settings
+from tests.support.effects import sessions_with
 from tests.support.event_worker import (
     CONSUMER_NAME,
     CRASH_EXIT_CODE,
     effects,
-    test_metadata,
     thing,
 )
 from tests.support.tansu import kafka_overrides
@@ -70,14 +69,8 @@ def crash_settings(database_url: str, kafka_bootstrap: str) -> Settings:
 
 @pytest.fixture
 async def sessions(crash_settings: Settings) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
-    databases = Databases(crash_settings)
-    async with databases.engine_for("platform").begin() as conn:
-        await conn.run_sync(test_metadata.create_all)
-        await conn.execute(delete(effects))
-    try:
-        yield databases.sessions_for("platform")
-    finally:
-        await databases.dispose()
+    async with sessions_with(crash_settings, effects) as sessions:
+        yield sessions
 
 
 class Workers:

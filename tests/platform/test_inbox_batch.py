@@ -7,14 +7,14 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Sequence
 
 import pytest
-from sqlalchemy import Column, Integer, MetaData, String, Table, Uuid, delete, func, insert, select
+from sqlalchemy import Column, Integer, MetaData, String, Table, Uuid, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from haot.platform.db import Databases
 from haot.platform.events import Event
 from haot.platform.inbox import Consumer, InboxEntry
 from haot.platform.settings import Settings
 from haot.platform.uow import UnitOfWork, UnitOfWorkFactory
+from tests.support.effects import sessions_with
 
 test_metadata = MetaData()
 effects = Table(
@@ -40,14 +40,8 @@ def single(label: str, aggregate_id: str = "agg") -> Event:
 
 @pytest.fixture
 async def sessions(settings: Settings) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
-    databases = Databases(settings)
-    async with databases.engine_for("platform").begin() as conn:
-        await conn.run_sync(test_metadata.create_all)
-        await conn.execute(delete(effects))
-    try:
-        yield databases.sessions_for("platform")
-    finally:
-        await databases.dispose()
+    async with sessions_with(settings, effects) as sessions:
+        yield sessions
 
 
 class Recorder:

@@ -9,10 +9,9 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 
 import pytest
-from sqlalchemy import delete, func, select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from haot.platform.db import Databases
 from haot.platform.events import Event
 from haot.platform.inbox import Consumer, InboxEntry
 from haot.platform.kafka import KafkaTransport
@@ -20,12 +19,12 @@ from haot.platform.outbox import OutboxRelay
 from haot.platform.settings import Settings
 from haot.platform.uow import UnitOfWork, UnitOfWorkFactory
 from tests.conftest import make_settings
+from tests.support.effects import sessions_with
 from tests.support.event_worker import (
     EVENT_TYPE,
     duplicates_skipped,
     effect_handler,
     effects,
-    test_metadata,
     thing,
 )
 from tests.support.services import free_port
@@ -52,14 +51,8 @@ def kafka_settings(database_url: str, kafka_bootstrap: str) -> Settings:
 
 @pytest.fixture
 async def sessions(kafka_settings: Settings) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
-    databases = Databases(kafka_settings)
-    async with databases.engine_for("platform").begin() as conn:
-        await conn.run_sync(test_metadata.create_all)
-        await conn.execute(delete(effects))
-    try:
-        yield databases.sessions_for("platform")
-    finally:
-        await databases.dispose()
+    async with sessions_with(kafka_settings, effects) as sessions:
+        yield sessions
 
 
 @pytest.fixture

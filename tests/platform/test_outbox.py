@@ -17,20 +17,19 @@ from sqlalchemy import (
     String,
     Table,
     Uuid,
-    delete,
     func,
     insert,
     select,
 )
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from haot.platform.db import Databases
 from haot.platform.events import Event
 from haot.platform.inbox import Consumer, InboxEntry
 from haot.platform.outbox import OutboxMessage, OutboxRelay
 from haot.platform.settings import Settings
 from haot.platform.transport import InProcessTransport
 from haot.platform.uow import UnitOfWork, UnitOfWorkFactory
+from tests.support.effects import sessions_with
 
 test_metadata = MetaData()
 effects = Table(
@@ -73,15 +72,8 @@ class FailingTransport(RecordingTransport):
 
 @pytest.fixture
 async def sessions(settings: Settings) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
-    databases = Databases(settings)
-    engine = databases.engine_for("platform")
-    async with engine.begin() as conn:
-        await conn.run_sync(test_metadata.create_all)
-        await conn.execute(delete(effects))
-    try:
-        yield databases.sessions_for("platform")
-    finally:
-        await databases.dispose()
+    async with sessions_with(settings, effects) as sessions:
+        yield sessions
 
 
 @pytest.fixture
