@@ -111,17 +111,19 @@ class Drops:
         self._script = redis.register_script(_CLAIM)
         self._configure = redis.register_script(_CONFIGURE)
         self._claims_per_second = claims_per_second
-        self._tags: dict[uuid.UUID, str] = {}  # event id → its key prefix (hash tag)
+        # event id → its event, users and stream keys (built once, not on every claim)
+        self._event_keys: dict[uuid.UUID, tuple[str, str, str]] = {}
         self._batched = AutoPipeline(redis)
 
     async def admit(
         self, event_id: uuid.UUID, user_id: uuid.UUID, claim_id: str
     ) -> AdmissionResult:
         user = str(user_id)
-        tag = self._tags.get(event_id)
-        if tag is None:
-            tag = self._tags[event_id] = _tag(event_id)
-        keys = (tag, f"{tag}:users", f"{tag}:claims", f"{tag}:rl:{user}")
+        event_keys = self._event_keys.get(event_id)
+        if event_keys is None:
+            event_keys = (event_key(event_id), users_key(event_id), stream_key(event_id))
+            self._event_keys[event_id] = event_keys
+        keys = (*event_keys, f"{event_keys[0]}:rl:{user}")
         args = (user, claim_id, self._claims_per_second, 1000)
         try:
             # EVALSHA straight away, batched with the other claims of this loop turn (the hot

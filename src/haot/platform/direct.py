@@ -17,6 +17,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from starlette._exception_handler import _lookup_exception_handler
 from starlette._utils import get_route_path
 from starlette.requests import Request
 from starlette.routing import compile_path
@@ -91,7 +92,8 @@ class DirectRoutesMiddleware:
             await haot_error_response(exc, scope["path"])(scope, receive, send)
             return
         except Exception as exc:
-            handler = _exception_handler(app, exc)
+            # Starlette's own lookup (most specific class first), on the app's handlers.
+            handler: Any = _lookup_exception_handler(app.exception_handlers, exc)
             if handler is None:
                 raise
             await (await handler(Request(scope, receive), exc))(scope, receive, send)
@@ -107,12 +109,3 @@ class DirectRoutesMiddleware:
             }
         )
         await send({"type": "http.response.body", "body": response.body})
-
-
-def _exception_handler(app: Any, exc: Exception) -> Any:
-    """The app's handler for this exception (most specific class first), as Starlette picks it."""
-    handlers: dict[Any, Any] = getattr(app, "exception_handlers", {})
-    for cls in type(exc).__mro__:
-        if cls in handlers:
-            return handlers[cls]
-    return None
