@@ -20,12 +20,10 @@ from haot.app import create_app
 from haot.models import metadata
 from haot.platform.db import create_engine
 from haot.platform.migrate import migrate
-from haot.platform.settings import Settings
+from haot.platform.settings import TEST_JWT_SECRET, Settings
 from tests.support.services import POSTGRES_ADMIN_URL, REDIS_URL, unavailable
 
 pytest_plugins = ["tests.support.tansu"]
-
-TEST_JWT_SECRET = "test-secret-" + "x" * 40
 
 BACKENDS = ["sqlite", "postgres"]
 

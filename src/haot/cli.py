@@ -11,7 +11,9 @@ import sys
 import tempfile
 from collections.abc import Sequence
 
-from haot.platform.settings import CONTEXTS, Settings, get_settings
+from pydantic import ValidationError
+
+from haot.platform.settings import CONTEXTS, RefusedInProduction, Settings, get_settings
 
 
 def _contexts(name: str | None) -> tuple[str, ...]:
@@ -153,9 +155,27 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def configuration_errors(exc: ValidationError) -> list[str]:
+    """One line per problem, named by its environment variable, without pydantic's trace."""
+    lines = []
+    for error in exc.errors():
+        message = str(error["msg"]).removeprefix("Value error, ")
+        field = ".".join(str(part) for part in error["loc"])
+        lines.append(f"HAOT_{field.upper()}: {message}" if field else message)
+    return lines
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
-    args.func(args)
+    try:
+        args.func(args)
+    except ValidationError as exc:
+        for line in configuration_errors(exc):
+            print(f"haot: configuration error: {line}", file=sys.stderr)
+        raise SystemExit(2) from None
+    except RefusedInProduction as exc:
+        print(f"haot: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
 
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ from haot.identity.service import EmailTaken, IdentityService
 from haot.platform.auth import Role
 from haot.platform.clock import utcnow
 from haot.platform.container import Platform
-from haot.platform.settings import Settings
+from haot.platform.settings import RefusedInProduction, Settings
 from haot.point.schemas import GrantCreate
 from haot.seed_lodgings import principal_of, seed_lodgings
 
@@ -78,6 +78,11 @@ async def seed_promotions(platform: Platform, accounts: dict[str, UserRead]) -> 
 
 
 async def seed(settings: Settings) -> None:
+    if settings.env == "production":
+        raise RefusedInProduction(
+            "haot seed refuses to run in production: it would create admin@haot.dev with the "
+            "published demo password"
+        )
     platform = build_platform(settings)
     try:
         accounts = await seed_accounts(platform.services["identity"])

@@ -15,6 +15,19 @@ CONTEXTS = ("identity", "lodging", "reservation", "payment", "point", "coupon", 
 
 Environment = Literal["development", "test", "production"]
 
+# The built-in fake PortOne's API secret (it is in this repository, so it protects nothing).
+FAKE_PORTONE_API_SECRET = "fake-portone-api-secret"  # noqa: S105 (published on purpose)
+# The JWT secret of the test suite (tests import it from here).
+TEST_JWT_SECRET = "test-secret-" + "x" * 40
+
+# Secrets published in this repository, its docs or its tests: anyone may know them, so a
+# production process refuses each of them wherever it appears in its settings.
+DEMO_SECRETS = frozenset({FAKE_PORTONE_API_SECRET, TEST_JWT_SECRET})
+
+
+class RefusedInProduction(RuntimeError):
+    """A command or feature that must never run with ``HAOT_ENV=production``."""
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
@@ -84,7 +97,7 @@ class Settings(BaseSettings):
 
     # PortOne (empty base: the built-in fake).
     portone_api_base: str = ""
-    portone_api_secret: str = "fake-portone-api-secret"  # noqa: S105 (the built-in fake's)
+    portone_api_secret: str = FAKE_PORTONE_API_SECRET
     portone_webhook_secret: str = ""
     portone_webhook_url: str = ""
 
@@ -102,8 +115,23 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _production_needs_real_backends(self) -> Settings:
-        if self.env == "production" and self.database_url.startswith("sqlite"):
+        if self.env != "production":
+            return self
+        if self.database_url.startswith("sqlite"):
             raise ValueError("production refuses SQLite: set HAOT_DATABASE_URL to PostgreSQL")
+        if not self.portone_api_base:
+            # The fake approves any payment for anyone who opens its checkout page.
+            raise ValueError(
+                "production refuses the built-in fake PortOne: set HAOT_PORTONE_API_BASE "
+                "(https://api.portone.io) with HAOT_PORTONE_API_SECRET and "
+                "HAOT_PORTONE_WEBHOOK_SECRET"
+            )
+        for name in ("jwt_secret", "portone_api_secret", "portone_webhook_secret"):
+            if getattr(self, name) in DEMO_SECRETS:
+                raise ValueError(
+                    f"production refuses a published demo value for HAOT_{name.upper()}: "
+                    "set a secret of your own"
+                )
         return self
 
     @model_validator(mode="after")
@@ -135,8 +163,9 @@ class Settings(BaseSettings):
 
     @property
     def fake_portone_enabled(self) -> bool:
-        """Empty ``HAOT_PORTONE_API_BASE``: the built-in fake, mounted at ``/fake-portone``."""
-        return not self.portone_api_base
+        """Empty ``HAOT_PORTONE_API_BASE``: the built-in fake, mounted at ``/fake-portone``;
+        never in production, whatever else the settings say."""
+        return not self.portone_api_base and self.env != "production"
 
     @property
     def portone_base_url(self) -> str:
