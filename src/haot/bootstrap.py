@@ -98,6 +98,7 @@ def _wire_payment(platform: Platform, gateway: PaymentGateway | None) -> None:
         gateway=gateway,
         checkout_base=checkout_base,
         return_url=f"{settings.public_base_url}/payments/{{payment_id}}/return",
+        redirect_base=f"{settings.public_base_url}/payments",
     )
     platform.services["payment"] = service
     platform.services["payment.client"] = InProcessPaymentClient(service)
@@ -176,6 +177,12 @@ def _wire_reservation(platform: Platform) -> None:
 
     settings = platform.settings
     uow = platform.uow_factory("reservation")
+    # One transaction when every context the booking touches keeps its tables in the
+    # reservation's database (their in-process clients' units of work join it; ADR 0013).
+    one_transaction = settings.booking_transaction == "auto" and all(
+        uow.shares_database_with(platform.uow_factory(context))
+        for context in ("lodging", "coupon", "point", "payment")
+    )
     platform.services["reservation"] = ReservationService(
         uow=uow,
         lodging=platform.services["lodging.client"],
@@ -184,6 +191,7 @@ def _wire_reservation(platform: Platform) -> None:
         payments=platform.services["payment.client"],
         hold_ttl=timedelta(minutes=settings.reservation_hold_minutes),
         max_pending_per_user=settings.max_pending_reservations_per_user,
+        one_transaction=one_transaction,
     )
     platform.register_consumer(reservation_consumer(uow))
 
@@ -245,9 +253,10 @@ def api_routers(contexts: tuple[str, ...]) -> list[APIRouter]:
 
         routers.append(reservation_router)
     if "payment" in contexts:
+        from haot.payment.api import pages as payment_pages
         from haot.payment.api import router as payment_router
 
-        routers.append(payment_router)
+        routers += [payment_router, payment_pages]
     from haot.platform.jobs_api import router as jobs_router
 
     routers.append(jobs_router)

@@ -21,7 +21,7 @@ from haot.platform.container import Platform
 from haot.platform.settings import Settings
 from tests.coupon.conftest import problem
 from tests.reservation.conftest import World, open_lodging
-from tests.support.gateway import InMemoryGateway
+from tests.support.gateway import InMemoryGateway, pay_at_checkout
 
 pytestmark = [pytest.mark.postgres, pytest.mark.parametrize("backend", ["postgres"])]
 
@@ -193,7 +193,7 @@ async def test_coupon_is_reserved_then_used_and_given_back_on_cancellation(world
     second = await reserve(world, guest, stay(world, user_coupon_id, start=20))
     assert problem(second) == (422, "coupon_not_usable")
 
-    world.gateway.pay(created.json()["payment_id"])
+    await pay_at_checkout(world.platform, world.gateway, created.json()["payment_id"])
     paid = await world.http.post(
         f"/api/v1/payments/{created.json()['payment_id']}/complete", headers=world.auth(guest)
     )

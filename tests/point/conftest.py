@@ -31,7 +31,7 @@ from haot.point.models import Allocation, Entry, Hold, Lot
 from haot.point.schemas import GrantCreate
 from haot.point.service import PointService
 from haot.reservation.schemas import StayRequest
-from tests.support.gateway import InMemoryGateway
+from tests.support.gateway import InMemoryGateway, pay_at_checkout
 
 T = TypeVar("T")
 
@@ -211,7 +211,7 @@ class Saga:
         )
 
     async def pay(self, guest: Principal, created: Any) -> None:
-        self.gateway.pay(created.payment_id)
+        await pay_at_checkout(self.platform, self.gateway, created.payment_id)
         await self.payments.complete(guest, created.payment_id)
         await self.settle()
 

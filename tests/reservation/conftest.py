@@ -100,6 +100,10 @@ class World:
     async def outbox(self, event_type: str) -> list[OutboxMessage]:
         return await outbox(self.platform, event_type)
 
+    async def outbox_all(self) -> list[OutboxMessage]:
+        async with self.platform.databases.sessions_for("reservation")() as session:
+            return list((await session.scalars(select(OutboxMessage))).all())
+
 
 async def settle(platform: Platform) -> None:
     """Deliver every outbox event, finish the after-commit actions they started (voids,
@@ -179,12 +183,15 @@ async def world(settings: Settings) -> AsyncIterator[World]:
         yield built
 
 
-@pytest.fixture
-async def pg_settings(postgres_url: str, redis_available: str) -> Settings:
-    """Fresh PostgreSQL tables and Redis, for tests about concurrency (PostgreSQL only)."""
+@pytest.fixture(params=["auto", "saga"], ids=["one-transaction", "saga"])
+async def pg_settings(
+    postgres_url: str, redis_available: str, request: pytest.FixtureRequest
+) -> Settings:
+    """Fresh PostgreSQL tables and Redis, for tests about concurrency (PostgreSQL only); each
+    test runs twice: booking in one transaction (the shared database's default) and as a saga."""
     await _truncate(postgres_url)
     await _flush_redis(redis_available)
-    return make_settings(postgres_url)
+    return make_settings(postgres_url, booking_transaction=request.param)
 
 
 @pytest.fixture

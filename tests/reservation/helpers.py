@@ -8,6 +8,7 @@ from typing import Any
 
 from haot.platform.auth import Principal
 from tests.reservation.conftest import World
+from tests.support.gateway import pay_at_checkout
 
 
 def stay_body(
@@ -41,7 +42,7 @@ async def book(
 
 async def pay(world: World, guest: Principal, created: dict[str, Any]) -> None:
     """The guest pays at the gateway and comes back; the reservation is then CONFIRMED."""
-    world.gateway.pay(created["payment_id"])
+    await pay_at_checkout(world.platform, world.gateway, created["payment_id"])
     response = await world.http.post(
         f"/api/v1/payments/{created['payment_id']}/complete", headers=world.auth(guest)
     )

@@ -12,6 +12,7 @@ from haot.platform.auth import Principal
 from haot.reservation.schemas import ReservationCreated, StayRequest
 from tests.reservation.conftest import World
 from tests.reservation.invariants import assert_consistent
+from tests.support.gateway import pay_at_checkout
 
 
 def stay(world: World, start: int = 10, nights: int = 2) -> StayRequest:
@@ -65,7 +66,9 @@ async def test_tampered_payment_is_discrepant_never_confirmed_and_refunded_once(
     created = await book(world, guest)
     assert created.amount == 200_000
     assert created.payment_id
-    world.gateway.pay(created.payment_id, amount=paid, currency=currency)
+    await pay_at_checkout(
+        world.platform, world.gateway, created.payment_id, amount=paid, currency=currency
+    )
     payment = await world.platform.services["payment"].complete(guest, created.payment_id)
     assert payment.status == "DISCREPANT"
     await hammer(world, guest, created.payment_id)
@@ -89,6 +92,8 @@ async def test_late_payment_after_expiry_is_refunded_exactly_once(pg_world: Worl
     guest = world.guest()
     created = await book(world, guest)
     assert created.payment_id
+    # The guest opened the checkout page in time (the amount is pre-registered there).
+    await world.platform.services["payment"].checkout(created.payment_id)
     late = created.expires_at + timedelta(seconds=1)
     assert await world.platform.jobs.run("expire-holds", as_of=late) == {"expired": 1}
     await world.settle()
@@ -108,7 +113,7 @@ async def test_concurrent_completions_of_a_good_payment_confirm_once(pg_world: W
     guest = world.guest()
     created = await book(world, guest)
     assert created.payment_id
-    world.gateway.pay(created.payment_id)
+    await pay_at_checkout(world.platform, world.gateway, created.payment_id)
     await hammer(world, guest, created.payment_id)
     snap = await assert_consistent(world.platform, world.gateway)
     assert snap.reservation(created.id).status == "CONFIRMED"
@@ -126,10 +131,11 @@ async def test_late_payment_whose_webhook_was_lost_is_refunded_by_the_reconciler
     guest = world.guest()
     created = await book(world, guest)
     assert created.payment_id
+    await world.platform.services["payment"].checkout(created.payment_id)  # opened in time
     late = created.expires_at + timedelta(seconds=1)
     await world.platform.jobs.run("expire-holds", as_of=late)
     await world.settle()
-    world.gateway.pay(created.payment_id)
+    world.gateway.pay(created.payment_id)  # paid after the expiry
 
     await world.platform.jobs.run("reconcile-payments")
     await world.settle()

@@ -11,6 +11,7 @@ from haot.lodging.inventory import SoldOut
 from haot.platform.auth import Principal
 from haot.reservation.schemas import StayRequest
 from tests.reservation.conftest import World
+from tests.support.gateway import pay_at_checkout
 
 
 def stay(world: World, start: int = 10, nights: int = 2, guests: int = 2) -> StayRequest:
@@ -42,7 +43,7 @@ async def test_paid_reservation_is_confirmed_and_nights_sold(world: World) -> No
     assert created.checkout_url
     assert await night_counts(world, 10, 2) == [(1, 0), (1, 0)]
 
-    world.gateway.pay(created.payment_id)
+    await pay_at_checkout(world.platform, world.gateway, created.payment_id)
     await payments.complete(guest, created.payment_id)
     await world.settle()
 
@@ -66,6 +67,8 @@ async def test_expired_hold_releases_nights_and_late_payment_is_refunded(world: 
     guest = world.guest()
     created = await reservations.create(guest, stay(world), idempotency_key=None)
     assert created.payment_id
+    # The guest opened the checkout page in time (the amount is pre-registered there).
+    await world.platform.services["payment"].checkout(created.payment_id)
     result = await world.platform.jobs.run(
         "expire-holds", as_of=created.expires_at + timedelta(seconds=1)
     )
@@ -89,7 +92,7 @@ async def test_amount_tampering_is_discrepant_and_never_confirms(world: World) -
     guest = world.guest()
     created = await reservations.create(guest, stay(world), idempotency_key=None)
     assert created.payment_id
-    world.gateway.pay(created.payment_id, amount=1_000)
+    await pay_at_checkout(world.platform, world.gateway, created.payment_id, amount=1_000)
     payment = await payments.complete(guest, created.payment_id)
     await world.settle()
     assert payment.status == "DISCREPANT"
@@ -105,7 +108,7 @@ async def test_guest_cancellation_refunds_by_policy(world: World) -> None:
     guest: Principal = world.guest()
     created = await reservations.create(guest, stay(world, start=5), idempotency_key=None)
     assert created.payment_id
-    world.gateway.pay(created.payment_id)
+    await pay_at_checkout(world.platform, world.gateway, created.payment_id)
     await payments.complete(guest, created.payment_id)
     await world.settle()
     cancelled = await reservations.cancel(guest, created.id, by_host=False, reason="")

@@ -19,6 +19,8 @@ from haot.reservation.schemas import StayRequest
 from haot.reservation.service import ReservationService
 from tests.reservation.conftest import World
 from tests.reservation.invariants import assert_consistent
+from tests.reservation.test_saga_failures import BrokenPayments, saga
+from tests.support.gateway import pay_at_checkout
 
 POINTS = 50_000
 USE_POINTS = 30_000
@@ -80,7 +82,7 @@ async def test_paid_booking_uses_the_coupon_and_spends_the_points(world: World) 
     assert await coupon_status(world, guest, user_coupon_id) == "RESERVED"
     assert await points(world, guest) == (POINTS - USE_POINTS, USE_POINTS)
     assert created.payment_id
-    world.gateway.pay(created.payment_id)
+    await pay_at_checkout(world.platform, world.gateway, created.payment_id)
     await world.platform.services["payment"].complete(guest, created.payment_id)
     await world.settle()
     snap = await assert_consistent(world.platform, world.gateway)
@@ -89,17 +91,19 @@ async def test_paid_booking_uses_the_coupon_and_spends_the_points(world: World) 
     assert await points(world, guest) == (POINTS - USE_POINTS, 0)
 
 
-async def test_failed_payment_step_gives_coupon_and_points_back(world: World) -> None:
+@pytest.mark.parametrize("one_transaction", [False, True], ids=["saga", "one-transaction"])
+async def test_failed_payment_step_gives_coupon_and_points_back(
+    world: World, one_transaction: bool
+) -> None:
     guest = world.guest()
     user_coupon_id = await wallet(world, guest)
-    world.gateway.fail_next.append("pre_register")
-    with pytest.raises(Exception, match="injected failure"):
-        await world.platform.services["reservation"].create(
-            guest, stay(world, user_coupon_id), idempotency_key=None
-        )
+    service = saga(world, one_transaction=one_transaction, payments=BrokenPayments())
+    with pytest.raises(RuntimeError, match="payment context crashed"):
+        await service.create(guest, stay(world, user_coupon_id), idempotency_key=None)
     await world.settle()
     snap = await assert_consistent(world.platform, world.gateway)
-    assert [r.status for r in snap.reservations] == ["FAILED"]
+    # A saga records the failure and compensates; one transaction leaves nothing at all.
+    assert [r.status for r in snap.reservations] == ([] if one_transaction else ["FAILED"])
     assert await coupon_status(world, guest, user_coupon_id) == "ISSUED"
     assert await points(world, guest) == (POINTS, 0)
 
@@ -128,7 +132,7 @@ async def test_guest_cancellation_with_full_refund_restores_coupon_and_points(
         guest, stay(world, user_coupon_id, start=20), idempotency_key=None
     )
     assert created.payment_id
-    world.gateway.pay(created.payment_id)
+    await pay_at_checkout(world.platform, world.gateway, created.payment_id)
     await world.platform.services["payment"].complete(guest, created.payment_id)
     await world.settle()
     cancelled = await reservations.cancel(guest, created.id, by_host=False, reason="")

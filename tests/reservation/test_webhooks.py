@@ -62,7 +62,11 @@ class Live:
         return created
 
     async def approve(self, payment_id: str) -> None:
-        """The guest pays on the fake's checkout page."""
+        """The guest follows the checkout link (which pre-registers the amount) and pays on the
+        fake's checkout page."""
+        checkout = await self.client.get(f"/payments/{payment_id}/checkout")
+        assert checkout.status_code == 303, checkout.text
+        assert f"/fake-portone/checkout/{payment_id}?" in checkout.headers["location"]
         response = await self.client.post(f"/fake-portone/checkout/{payment_id}/approve")
         assert response.status_code == 303, response.text
 

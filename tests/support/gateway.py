@@ -7,6 +7,7 @@ import itertools
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from haot.payment.gateway import (
     GatewayCancellation,
@@ -107,3 +108,12 @@ class InMemoryGateway:
 
     async def aclose(self) -> None:
         return None
+
+
+async def pay_at_checkout(
+    platform: Any, gateway: InMemoryGateway, payment_id: str, **payment: Any
+) -> None:
+    """What a guest's browser does: follow the reservation's ``checkout_url`` (our redirect,
+    which pre-registers the amount at the gateway), then pay on the gateway's page."""
+    await platform.services["payment"].checkout(payment_id)
+    gateway.pay(payment_id, **payment)

@@ -12,7 +12,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 
 from haot.lodging.domain import RefundRule, nights_of, stay_problem
 from haot.lodging.errors import InvalidStay, LodgingNotFound, RoomTypeNotFound
@@ -65,7 +65,11 @@ class Inventory:
         guests: int,
         *,
         lock: bool,
+        taken: set[date] | None = None,
     ) -> tuple[Lodging, RoomType, list[Night]]:
+        """The stay's lodging, room type and nights, or the error that says why it cannot be
+        had. ``taken``: nights on which this transaction already took one room (not counted
+        against availability, so the error names the night that really is the problem)."""
         session = uow.session
         room_type = (
             await session.scalars(
@@ -83,13 +87,7 @@ class Inventory:
         ).one_or_none()
         if lodging is None:
             raise LodgingNotFound()
-        if problem := stay_problem(
-            check_in, check_out, today=seoul_today(), max_nights=lodging.max_nights
-        ):
-            raise InvalidStay(problem)
-        if guests > room_type.capacity or guests > lodging.max_guests:
-            most = min(room_type.capacity, lodging.max_guests)
-            raise InvalidStay(f"this room takes at most {most} guests")
+        _check_party_and_length(lodging, room_type, check_in, check_out, guests)
         statement = (
             select(Night)
             .where(
@@ -105,8 +103,10 @@ class Inventory:
         stay_length = (check_out - check_in).days
         if [n.date for n in nights] != nights_of(check_in, check_out):
             raise SoldOut("Some nights of the stay are not open")
+        taken = taken or set()
         for night in nights:
-            if night.closed or night.total - night.held - night.sold < 1:
+            free = night.total - night.held - night.sold + (1 if night.date in taken else 0)
+            if night.closed or free < 1:
                 raise SoldOut(f"{night.date} is sold out")
             if not night.min_stay <= stay_length <= night.max_stay:
                 raise InvalidStay(
@@ -116,19 +116,12 @@ class Inventory:
 
     @staticmethod
     def _quote(lodging: Lodging, room_type: RoomType, nights: list[Night]) -> StayQuote:
-        return StayQuote(
-            lodging_id=lodging.id,
-            host_id=lodging.host_id,
-            room_type_id=room_type.id,
-            lodging_name=lodging.name,
-            room_type_name=room_type.name,
-            check_in=nights[0].date,
-            check_out=nights[-1].date + timedelta(days=1),
-            nights=[(n.date, n.price) for n in nights],
-            cancellation_policy=[
-                RefundRule(days_before=t["days_before"], refund_percent=t["refund_percent"])
-                for t in lodging.cancellation_policy
-            ],
+        return _stay_quote(
+            lodging,
+            room_type,
+            nights[0].date,
+            nights[-1].date + timedelta(days=1),
+            [(n.date, n.price) for n in nights],
         )
 
     async def quote(
@@ -149,29 +142,49 @@ class Inventory:
         guests: int,
     ) -> StayQuote:
         """Hold one room for every night of the stay, or raise ``SoldOut`` holding nothing.
-        Holding again for the same reservation returns the existing hold's quote."""
+        Holding again for the same reservation returns the existing hold's quote.
+
+        The common case costs one statement for the nights: a guarded UPDATE ... RETURNING that
+        takes a room on every night that is open, free and allows the stay's length. Only when it
+        does not reach every night does a second look say why (sold out, closed, stay rules)."""
         async with self._uow() as uow:
-            existing = await uow.session.get(Hold, reservation_id)
+            session = uow.session
+            existing = await session.get(Hold, reservation_id)
             if existing is not None:
                 if existing.status == RELEASED:
                     raise HoldReleased()
                 return self._quote(*await self._held_stay(uow, existing))
-            lodging, room_type, nights = await self._stay(
-                uow, room_type_id, check_in, check_out, guests, lock=True
-            )
-            result = await uow.session.execute(
-                update(Night)
-                .where(
-                    Night.room_type_id == room_type_id,
-                    Night.date >= check_in,
-                    Night.date < check_out,
-                    Night.closed.is_(False),
-                    Night.held + Night.sold < Night.total,
+            found = (
+                await session.execute(_ROOM_AND_LODGING, {"room_type_id": room_type_id})
+            ).first()
+            if found is None:
+                raise RoomTypeNotFound()
+            room_type, lodging = found.RoomType, found.Lodging
+            _check_party_and_length(lodging, room_type, check_in, check_out, guests)
+            length = (check_out - check_in).days
+            taken = (
+                await session.execute(
+                    _TAKE_A_ROOM,
+                    {
+                        "p_room_type_id": room_type_id,
+                        "p_check_in": check_in,
+                        "p_check_out": check_out,
+                        "p_length": length,
+                    },
                 )
-                .values(held=Night.held + 1)
-                .execution_options(synchronize_session=False)
-            )
-            if getattr(result, "rowcount", 0) != len(nights):
+            ).all()
+            if len(taken) != length:
+                # Why not? The nights as they are now (this transaction's partial UPDATE rolls
+                # back with it: the caller's unit of work never commits after an exception).
+                await self._stay(
+                    uow,
+                    room_type_id,
+                    check_in,
+                    check_out,
+                    guests,
+                    lock=False,
+                    taken={row.date for row in taken},
+                )
                 raise SoldOut()
             now = utcnow()
             uow.session.add(
@@ -188,7 +201,8 @@ class Inventory:
                 )
             )
             await uow.commit()
-        return self._quote(lodging, room_type, nights)
+        nights = sorted((row.date, row.price) for row in taken)
+        return _stay_quote(lodging, room_type, check_in, check_out, nights)
 
     async def _held_stay(
         self, uow: UnitOfWork, hold: Hold
@@ -268,6 +282,68 @@ class Inventory:
                 return False
             await uow.commit()
         return changed
+
+
+def _check_party_and_length(
+    lodging: Lodging, room_type: RoomType, check_in: date, check_out: date, guests: int
+) -> None:
+    if problem := stay_problem(
+        check_in, check_out, today=seoul_today(), max_nights=lodging.max_nights
+    ):
+        raise InvalidStay(problem)
+    if guests > room_type.capacity or guests > lodging.max_guests:
+        most = min(room_type.capacity, lodging.max_guests)
+        raise InvalidStay(f"this room takes at most {most} guests")
+
+
+def _stay_quote(
+    lodging: Lodging,
+    room_type: RoomType,
+    check_in: date,
+    check_out: date,
+    nights: list[tuple[date, int]],
+) -> StayQuote:
+    return StayQuote(
+        lodging_id=lodging.id,
+        host_id=lodging.host_id,
+        room_type_id=room_type.id,
+        lodging_name=lodging.name,
+        room_type_name=room_type.name,
+        check_in=check_in,
+        check_out=check_out,
+        nights=nights,
+        cancellation_policy=[
+            RefundRule(days_before=t["days_before"], refund_percent=t["refund_percent"])
+            for t in lodging.cancellation_policy
+        ],
+    )
+
+
+# Built once: statements are the same for every hold, only their parameters change.
+_ROOM_AND_LODGING = (
+    select(RoomType, Lodging)
+    .join(Lodging, Lodging.id == RoomType.lodging_id)
+    .where(
+        RoomType.id == bindparam("room_type_id"),
+        RoomType.deleted_at.is_(None),
+        Lodging.deleted_at.is_(None),
+    )
+)
+_TAKE_A_ROOM = (
+    update(Night)
+    .where(
+        Night.room_type_id == bindparam("p_room_type_id"),
+        Night.date >= bindparam("p_check_in"),
+        Night.date < bindparam("p_check_out"),
+        Night.closed.is_(False),
+        Night.held + Night.sold < Night.total,
+        Night.min_stay <= bindparam("p_length"),
+        Night.max_stay >= bindparam("p_length"),
+    )
+    .values(held=Night.held + 1)
+    .returning(Night.date, Night.price)
+    .execution_options(synchronize_session=False)
+)
 
 
 def _tombstone(reservation_id: uuid.UUID, now: datetime) -> Hold:

@@ -6,6 +6,7 @@ import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request, Response
+from fastapi.responses import RedirectResponse
 
 from haot.payment.domain import PaymentStatus
 from haot.payment.schemas import PaymentRead
@@ -14,6 +15,8 @@ from haot.platform.domain_docs import problems
 from haot.platform.web import API_PREFIX, AdminOnly, CurrentUser, Page, Paging, PlatformDep
 
 router = APIRouter(prefix=API_PREFIX, tags=["payment"])
+# Pages a browser is sent to (outside /api/v1): the checkout redirect.
+pages = APIRouter(tags=["payment"])
 
 
 async def payment_service(platform: PlatformDep) -> PaymentService:
@@ -68,3 +71,16 @@ async def portone_webhook(request: Request, payments: Payments) -> Response:
     body = await request.body()
     await payments.handle_webhook(body, dict(request.headers))
     return Response(status_code=200)
+
+
+@pages.get(
+    "/payments/{payment_id}/checkout",
+    status_code=303,
+    response_class=RedirectResponse,
+    responses=problems(404, 409, 502, 503),
+)
+async def checkout(payment_id: str, payments: Payments) -> RedirectResponse:
+    """The reservation's ``checkout_url``: makes sure the amount is pre-registered at PortOne,
+    then sends the browser to the checkout page. The random payment id is the credential, as on
+    PortOne's own checkout."""
+    return RedirectResponse(await payments.checkout(payment_id[:64]), status_code=303)

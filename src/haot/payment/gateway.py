@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from typing import Protocol
+from typing import Any, Protocol
 
 from haot.platform.errors import HaotError
 
@@ -66,6 +66,10 @@ class GatewayUnavailable(GatewayError):
     status = 503
     code = "payment_gateway_unavailable"
     title = "The payment gateway is unavailable; try again"
+
+    def __init__(self, detail: str | None = None, **kwargs: Any) -> None:
+        super().__init__(detail, **kwargs)
+        self.headers.setdefault("Retry-After", "1")  # every 503 says when to come back
 
 
 class InvalidWebhookSignature(HaotError):

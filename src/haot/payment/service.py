@@ -16,7 +16,12 @@ from sqlalchemy.exc import IntegrityError
 
 from haot.payment import events
 from haot.payment.domain import PaymentStatus, Verdict, judge, status_after_refund
-from haot.payment.gateway import GatewayError, GatewayPayment, PaymentGateway
+from haot.payment.gateway import (
+    GatewayError,
+    GatewayPayment,
+    GatewayUnavailable,
+    PaymentGateway,
+)
 from haot.payment.models import Payment, Refund, WebhookReceipt
 from haot.payment.repository import PaymentRepository
 from haot.payment.schemas import CreatedPayment, PaymentRead
@@ -41,6 +46,11 @@ class PaymentNotFound(NotFound):
     title = "Payment not found"
 
 
+class PaymentNotPayable(Conflict):
+    code = "payment_not_payable"
+    title = "The payment is no longer waiting to be paid"
+
+
 class PaymentRefused(Conflict):
     code = "reservation_given_up"
     title = "The reservation was given up; no payment can be created for it"
@@ -62,13 +72,24 @@ class PaymentService:
         gateway: PaymentGateway,
         checkout_base: str,
         return_url: str,
+        redirect_base: str | None = None,
     ) -> None:
+        """``checkout_base``: the gateway's checkout pages; ``redirect_base``: this service's own
+        ``/payments`` pages, where ``checkout_url`` sends the guest first (``checkout``);
+        without it, ``checkout_url`` names the gateway's page directly."""
         self._uow = uow
         self._gateway = gateway
         self._checkout_base = checkout_base.rstrip("/")
         self._return_url = return_url
+        self._redirect_base = redirect_base.rstrip("/") if redirect_base else None
 
     def checkout_url(self, payment_id: str) -> str:
+        """The link a guest follows to pay."""
+        if self._redirect_base is None:
+            return self.gateway_checkout_url(payment_id)
+        return f"{self._redirect_base}/{payment_id}/checkout"
+
+    def gateway_checkout_url(self, payment_id: str) -> str:
         from urllib.parse import quote
 
         return (
@@ -79,8 +100,11 @@ class PaymentService:
     async def create_payment(
         self, *, reservation_id: uuid.UUID, user_id: uuid.UUID, amount: int, order_name: str
     ) -> CreatedPayment:
-        """One payment per reservation (idempotent), amount pre-registered at the gateway so a
-        client cannot pay a different amount unnoticed."""
+        """One payment per reservation (idempotent). Its amount is pre-registered at the gateway
+        (so a client cannot pay a different amount unnoticed) when the guest goes to pay
+        (``checkout``), not here: a booking that is never paid costs the gateway nothing, and the
+        booking does not wait for PortOne. Every completion re-queries and compares the amount
+        anyway."""
         async with self._uow() as uow:
             repo = PaymentRepository(uow.session)
             payment = await repo.get_by_reservation(reservation_id)
@@ -107,8 +131,26 @@ class PaymentService:
                     await uow.commit()
                 except IntegrityError as exc:  # fenced by a give-up that got in first
                     raise PaymentRefused() from exc
-        await self._gateway.pre_register(payment.id, amount=payment.amount, currency="KRW")
         return CreatedPayment(payment_id=payment.id, checkout_url=self.checkout_url(payment.id))
+
+    async def checkout(self, payment_id: str) -> str:
+        """Where the guest pays: the amount is pre-registered first (again, harmlessly, on a
+        second visit), then the gateway's checkout page. Unknown or finished payments get
+        ``PaymentNotFound`` / ``PaymentNotPayable``; a gateway that cannot be reached, 503."""
+        async with self._uow() as uow:
+            payment = await PaymentRepository(uow.session).get(payment_id)
+        if payment is None:
+            raise PaymentNotFound()
+        if payment.status != PaymentStatus.READY.value:
+            raise PaymentNotPayable(f"the payment is {payment.status}")
+        try:
+            await self._gateway.pre_register(payment.id, amount=payment.amount, currency="KRW")
+        except GatewayUnavailable:
+            raise
+        except GatewayError as exc:
+            # Paid already (its webhook not here yet), say: the checkout page tells the guest.
+            log.info("pre_register_refused", payment_id=payment.id, error=str(exc))
+        return self.gateway_checkout_url(payment.id)
 
     async def get_for(self, principal: Principal, payment_id: str) -> PaymentRead:
         async with self._uow() as uow:

@@ -16,15 +16,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 import anyio
 import structlog
-from sqlalchemy import JSON, Integer, LargeBinary, String, delete, update
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy import JSON, Integer, LargeBinary, String, Table, bindparam, delete, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Mapped, mapped_column
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -90,72 +92,85 @@ class IdempotencyStore:
         self._sessions = sessions
         self._ttl = ttl
         self._lease = lease
+        engine: AsyncEngine = sessions.kw["bind"]
+        postgres = engine.dialect.name == "postgresql"
+        # One statement each for the common claim and finish: on PostgreSQL in autocommit (no
+        # BEGIN/COMMIT round trips around a single statement); SQLite takes its write lock in
+        # BEGIN IMMEDIATE (platform.db), so it keeps its transaction.
+        self._single = (
+            engine.execution_options(isolation_level="AUTOCOMMIT") if postgres else engine
+        )
+        self._claim = _claim_statement(pg_insert if postgres else sqlite_insert)
+
+    @contextlib.asynccontextmanager
+    async def _statement(self) -> AsyncIterator[AsyncConnection]:
+        async with self._single.connect() as conn:
+            yield conn
+            if conn.in_transaction():
+                await conn.commit()
 
     async def begin(self, scope: str, key: str, fingerprint: str) -> Claim | IdempotencyRecord:
         """Claim the key. A ``Claim``: go ahead and run the request. A record: replay its answer.
         Raises when the key is in flight elsewhere or was used for another request."""
         now = utcnow()
         locked_until = now + self._lease
-        async with self._sessions() as session:
-            try:
-                async with session.begin():
-                    await session.execute(
-                        delete(IdempotencyRecord).where(
-                            IdempotencyRecord.scope == scope,
-                            IdempotencyRecord.key == key,
-                            IdempotencyRecord.expires_at < now,
-                        )
-                    )
-                    session.add(
-                        IdempotencyRecord(
-                            scope=scope,
-                            key=key,
-                            fingerprint=fingerprint,
-                            locked_until=locked_until,
-                            created_at=now,
-                            expires_at=now + self._ttl,
-                        )
-                    )
-                return Claim(scope, key, locked_until)
-            except IntegrityError:
-                pass
-            async with session.begin():
-                record = await session.get(IdempotencyRecord, (scope, key))
-                if record is None:  # released or expired between our statements: try again
-                    raise IdempotencyKeyInFlight(headers={"Retry-After": "1"})
-                if record.fingerprint != fingerprint:
-                    raise IdempotencyKeyReused()
-                if record.response_status is not None:
-                    return record
-                if record.locked_until is not None and record.locked_until > now:
-                    raise IdempotencyKeyInFlight(headers={"Retry-After": "1"})
-                taken = await session.execute(
-                    update(IdempotencyRecord)
-                    .where(
-                        IdempotencyRecord.scope == scope,
-                        IdempotencyRecord.key == key,
-                        IdempotencyRecord.locked_until == record.locked_until,
-                    )
-                    .values(locked_until=locked_until)
+        async with self._statement() as conn:
+            claimed = (
+                await conn.execute(
+                    self._claim,
+                    {
+                        "scope": scope,
+                        "key": key,
+                        "fingerprint": fingerprint,
+                        "locked_until": locked_until,
+                        "response_status": None,
+                        "response_headers": None,
+                        "response_body": None,
+                        "created_at": now,
+                        "expires_at": now + self._ttl,
+                    },
                 )
-                if getattr(taken, "rowcount", 0) != 1:
-                    raise IdempotencyKeyInFlight(headers={"Retry-After": "1"})
-                return Claim(scope, key, locked_until)
+            ).first()
+        if claimed is not None:  # new, or an expired record replaced
+            return Claim(scope, key, locked_until)
+        async with self._sessions() as session, session.begin():
+            record = await session.get(IdempotencyRecord, (scope, key))
+            if record is None:  # released or expired between our statements: try again
+                raise IdempotencyKeyInFlight(headers={"Retry-After": "1"})
+            if record.fingerprint != fingerprint:
+                raise IdempotencyKeyReused()
+            if record.response_status is not None:
+                return record
+            if record.locked_until is not None and record.locked_until > now:
+                raise IdempotencyKeyInFlight(headers={"Retry-After": "1"})
+            taken = await session.execute(
+                update(IdempotencyRecord)
+                .where(
+                    IdempotencyRecord.scope == scope,
+                    IdempotencyRecord.key == key,
+                    IdempotencyRecord.locked_until == record.locked_until,
+                )
+                .values(locked_until=locked_until)
+            )
+            if getattr(taken, "rowcount", 0) != 1:
+                raise IdempotencyKeyInFlight(headers={"Retry-After": "1"})
+            return Claim(scope, key, locked_until)
 
     async def finish(
         self, claim: Claim, status: int, headers: list[list[str]], body: bytes
     ) -> bool:
         """Store the answer; False when the claim was lost (its lease expired and was taken)."""
-        async with self._sessions() as session, session.begin():
-            result = await session.execute(
-                update(IdempotencyRecord)
-                .where(*self._held(claim))
-                .values(
-                    response_status=status,
-                    response_headers=headers,
-                    response_body=body,
-                    locked_until=None,
-                )
+        async with self._statement() as conn:
+            result = await conn.execute(
+                _FINISH,
+                {
+                    "p_scope": claim.scope,
+                    "p_key": claim.key,
+                    "p_locked_until": claim.locked_until,
+                    "p_status": status,
+                    "p_headers": headers,
+                    "p_body": body,
+                },
             )
         return int(getattr(result, "rowcount", 0) or 0) == 1
 
@@ -191,6 +206,49 @@ class IdempotencyStore:
                 log.exception("idempotency_purge_failed")
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=interval_seconds)
+
+
+_TABLE = cast(Table, IdempotencyRecord.__table__)
+_KEYS = _TABLE.c
+
+
+def _claim_statement(dialect_insert: Any) -> Any:
+    """Insert the key, or take over a record of it whose time is up, in one statement; a row
+    comes back only when the key is ours."""
+    statement = dialect_insert(_TABLE)
+    return statement.on_conflict_do_update(
+        index_elements=[_KEYS.scope, _KEYS.key],
+        set_={name: statement.excluded[name] for name in _TAKEN_OVER},
+        where=_KEYS.expires_at < statement.excluded.created_at,
+    ).returning(_KEYS.scope)
+
+
+_TAKEN_OVER = (
+    "fingerprint",
+    "locked_until",
+    "response_status",
+    "response_headers",
+    "response_body",
+    "created_at",
+    "expires_at",
+)
+
+# Only the current holder writes: the lease it was given is the fence.
+_FINISH = (
+    update(_TABLE)
+    .where(
+        _KEYS.scope == bindparam("p_scope"),
+        _KEYS.key == bindparam("p_key"),
+        _KEYS.locked_until == bindparam("p_locked_until"),
+        _KEYS.response_status.is_(None),
+    )
+    .values(
+        response_status=bindparam("p_status"),
+        response_headers=bindparam("p_headers", type_=JSON),
+        response_body=bindparam("p_body", type_=LargeBinary),
+        locked_until=None,
+    )
+)
 
 
 def _caller_scope(scope: Scope, headers: dict[bytes, bytes], signer: TokenSigner) -> str:

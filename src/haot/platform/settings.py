@@ -94,6 +94,9 @@ class Settings(BaseSettings):
     # Reservations.
     reservation_hold_minutes: int = Field(default=10, ge=1, le=24 * 60)
     max_pending_reservations_per_user: int = Field(default=5, ge=1, le=100)
+    # "auto": book in one transaction when reservation, lodging, coupon, point and payment keep
+    # their tables in one database (ADR 0013), else as a saga; "saga": always as a saga.
+    booking_transaction: Literal["auto", "saga"] = "auto"
 
     # PortOne (empty base: the built-in fake).
     portone_api_base: str = ""

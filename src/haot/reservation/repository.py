@@ -10,6 +10,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
 
+from haot.platform.locks import lock_for_transaction
 from haot.reservation.models import Reservation
 
 
@@ -36,6 +37,11 @@ class ReservationRepository:
                 )
             )
         ).one_or_none()
+
+    async def lock_guest(self, user_id: uuid.UUID) -> None:
+        """Serialise this guest's bookings until the transaction ends: the pending cap counts
+        rows and then inserts one, which two concurrent bookings must not interleave."""
+        await lock_for_transaction(self.session, "reservation.pending", user_id)
 
     async def count_pending(self, user_id: uuid.UUID) -> int:
         statement = select(func.count()).where(

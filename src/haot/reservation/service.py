@@ -1,10 +1,13 @@
-"""Reservation use cases: quote, the booking saga, reads, cancellation.
+"""Reservation use cases: quote, booking, reads, cancellation.
 
-The saga runs in the request: record the reservation (PENDING, with an expiry), hold every night,
-reserve the coupon, hold points, create the payment. Any failure marks the reservation FAILED in
-one transaction with a ``reservation_failed`` event, from which every context undoes its own step;
-a crash mid-saga leaves a PENDING reservation that the expiry job gives up the same way. So a
-booking ends fully confirmed or fully compensated, never in between.
+A booking holds every night, reserves the coupon, holds points and creates the payment, through
+the other contexts' clients. Where those contexts keep their tables in the reservation's database
+(the all-in-one deployment), every step joins one transaction with the reservation row itself: all
+or nothing, and nothing to compensate (ADR 0013). Elsewhere the same steps run as a saga, each in
+its own transaction: the reservation is recorded first (PENDING, with an expiry), and any failure
+marks it FAILED with a ``reservation_failed`` event, from which every context undoes its own step;
+a crash mid-saga leaves a PENDING reservation that the expiry job gives up the same way. Either way
+a booking ends fully confirmed or fully compensated, never in between.
 """
 
 from __future__ import annotations
@@ -166,7 +169,10 @@ class ReservationService:
         payments: PaymentPort,
         hold_ttl: timedelta,
         max_pending_per_user: int,
+        one_transaction: bool = False,
     ) -> None:
+        """``one_transaction``: the other contexts' clients run in-process on this context's
+        database, so their steps can join the booking's transaction (ADR 0013)."""
         self._uow = uow
         self._lodging = lodging
         self._coupons = coupons
@@ -174,6 +180,7 @@ class ReservationService:
         self._payments = payments
         self._hold_ttl = hold_ttl
         self._max_pending = max_pending_per_user
+        self._one_transaction = one_transaction
 
     @staticmethod
     def _check_dates(request: StayRequest) -> None:
@@ -220,6 +227,8 @@ class ReservationService:
         self, principal: Principal, request: StayRequest, *, idempotency_key: str | None
     ) -> ReservationCreated:
         self._check_dates(request)
+        if self._one_transaction:
+            return await self._book_in_one_transaction(principal, request, idempotency_key)
         user_id = principal.user_id
         if idempotency_key:
             async with self._uow() as uow:
@@ -242,6 +251,76 @@ class ReservationService:
             await self._fail(reservation.id, "internal error while booking")
             raise
 
+    async def _book_in_one_transaction(
+        self, principal: Principal, request: StayRequest, idempotency_key: str | None
+    ) -> ReservationCreated:
+        """Every step of the booking in one transaction: the other contexts' units of work join
+        this one, so a failure anywhere rolls back everything and leaves nothing behind."""
+        user_id = principal.user_id
+        async with self._uow(shared=True) as uow:
+            repo = ReservationRepository(uow.session)
+            await repo.lock_guest(user_id)
+            if idempotency_key and (
+                existing := await repo.get_by_idempotency_key(user_id, idempotency_key)
+            ):
+                return self._created(existing)
+            if await repo.count_pending(user_id) >= self._max_pending:
+                raise TooManyPending()
+            reservation_id = new_id()
+            held = await self._lodging.hold(
+                reservation_id,
+                request.room_type_id,
+                request.check_in,
+                request.check_out,
+                request.guests,
+            )
+            discount, points, amount, payment_id, checkout_url = await self._charge(
+                reservation_id, user_id, request, held
+            )
+            reservation = self._new_reservation(
+                reservation_id, principal, request, held, idempotency_key
+            )
+            reservation.coupon_discount = discount
+            reservation.points_used = points
+            reservation.amount = amount
+            reservation.payment_id = payment_id
+            reservation.checkout_url = checkout_url
+            repo.add(reservation)
+            if amount == 0:
+                move(uow, reservation, ReservationStatus.CONFIRMED)  # nothing to pay
+            await uow.commit()
+        return self._created(reservation)
+
+    async def _charge(
+        self, reservation_id: uuid.UUID, user_id: uuid.UUID, request: StayRequest, held: StayQuote
+    ) -> tuple[int, int, int, str | None, str | None]:
+        """Reserve the coupon, hold the points and create the payment for a held stay:
+        (discount, points, amount, payment id, checkout url)."""
+        discount = 0
+        if request.user_coupon_id is not None:
+            discount = await self._coupons.reserve(
+                user_id=user_id,
+                user_coupon_id=request.user_coupon_id,
+                reservation_id=reservation_id,
+                lodging_id=held.lodging_id,
+                order_amount=held.subtotal,
+            )
+        if request.points > held.subtotal - discount:
+            raise InvalidInput("points cannot exceed the amount left after the coupon")
+        points = request.points
+        if points:
+            await self._points.hold(user_id=user_id, reservation_id=reservation_id, amount=points)
+        amount = payable(held.subtotal, discount, points)
+        payment_id = checkout_url = None
+        if amount > 0:
+            payment_id, checkout_url = await self._payments.create_payment(
+                reservation_id=reservation_id,
+                user_id=user_id,
+                amount=amount,
+                order_name=f"{held.lodging_name} · {held.room_type_name}",
+            )
+        return discount, points, amount, payment_id, checkout_url
+
     async def _record(
         self,
         principal: Principal,
@@ -249,42 +328,54 @@ class ReservationService:
         stay: StayQuote,
         idempotency_key: str | None,
     ) -> Reservation:
-        now = utcnow()
         async with self._uow() as uow:
             repo = ReservationRepository(uow.session)
+            await repo.lock_guest(principal.user_id)
             if await repo.count_pending(principal.user_id) >= self._max_pending:
                 raise TooManyPending()
-            reservation = Reservation(
-                id=new_id(),
-                user_id=principal.user_id,
-                host_id=stay.host_id,
-                lodging_id=stay.lodging_id,
-                room_type_id=stay.room_type_id,
-                lodging_name=stay.lodging_name,
-                room_type_name=stay.room_type_name,
-                check_in=request.check_in,
-                check_out=request.check_out,
-                guests=request.guests,
-                nights=[{"date": d.isoformat(), "price": p} for d, p in stay.nights],
-                subtotal=stay.subtotal,
-                coupon_discount=0,
-                points_used=0,
-                amount=stay.subtotal,
-                user_coupon_id=request.user_coupon_id,
-                cancellation_policy=[
-                    {"days_before": t.days_before, "refund_percent": t.refund_percent}
-                    for t in stay.cancellation_policy
-                ],
-                status=ReservationStatus.PENDING.value,
-                version=1,
-                expires_at=now + self._hold_ttl,
-                idempotency_key=idempotency_key,
-                created_at=now,
-                updated_at=now,
-            )
+            reservation = self._new_reservation(new_id(), principal, request, stay, idempotency_key)
             repo.add(reservation)
             await uow.commit()
         return reservation
+
+    def _new_reservation(
+        self,
+        reservation_id: uuid.UUID,
+        principal: Principal,
+        request: StayRequest,
+        stay: StayQuote,
+        idempotency_key: str | None,
+    ) -> Reservation:
+        """A PENDING reservation for the quoted stay, nothing discounted yet."""
+        now = utcnow()
+        return Reservation(
+            id=reservation_id,
+            user_id=principal.user_id,
+            host_id=stay.host_id,
+            lodging_id=stay.lodging_id,
+            room_type_id=stay.room_type_id,
+            lodging_name=stay.lodging_name,
+            room_type_name=stay.room_type_name,
+            check_in=request.check_in,
+            check_out=request.check_out,
+            guests=request.guests,
+            nights=[{"date": d.isoformat(), "price": p} for d, p in stay.nights],
+            subtotal=stay.subtotal,
+            coupon_discount=0,
+            points_used=0,
+            amount=stay.subtotal,
+            user_coupon_id=request.user_coupon_id,
+            cancellation_policy=[
+                {"days_before": t.days_before, "refund_percent": t.refund_percent}
+                for t in stay.cancellation_policy
+            ],
+            status=ReservationStatus.PENDING.value,
+            version=1,
+            expires_at=now + self._hold_ttl,
+            idempotency_key=idempotency_key,
+            created_at=now,
+            updated_at=now,
+        )
 
     async def _run_saga(self, reservation: Reservation, request: StayRequest) -> ReservationCreated:
         held = await self._lodging.hold(
@@ -294,29 +385,9 @@ class ReservationService:
             request.check_out,
             request.guests,
         )
-        discount = 0
-        if request.user_coupon_id is not None:
-            discount = await self._coupons.reserve(
-                user_id=reservation.user_id,
-                user_coupon_id=request.user_coupon_id,
-                reservation_id=reservation.id,
-                lodging_id=held.lodging_id,
-                order_amount=held.subtotal,
-            )
-        points = min(request.points, max(0, held.subtotal - discount))
-        if points:
-            await self._points.hold(
-                user_id=reservation.user_id, reservation_id=reservation.id, amount=points
-            )
-        amount = payable(held.subtotal, discount, points)
-        payment_id = checkout_url = None
-        if amount > 0:
-            payment_id, checkout_url = await self._payments.create_payment(
-                reservation_id=reservation.id,
-                user_id=reservation.user_id,
-                amount=amount,
-                order_name=f"{held.lodging_name} · {held.room_type_name}",
-            )
+        discount, points, amount, payment_id, checkout_url = await self._charge(
+            reservation.id, reservation.user_id, request, held
+        )
         async with self._uow() as uow:
             row = await ReservationRepository(uow.session).get(reservation.id, for_update=True)
             if row is None or row.status != ReservationStatus.PENDING.value:
