@@ -223,6 +223,10 @@ def _register_jobs(platform: Platform) -> None:
 def direct_routes(contexts: tuple[str, ...]) -> list[DirectRoute]:
     """Hot endpoints served before FastAPI's routing (``haot.platform.direct``)."""
     routes: list[DirectRoute] = []
+    if "lodging" in contexts:
+        from haot.lodging.api import direct_routes as lodging_routes
+
+        routes += lodging_routes
     if "coupon" in contexts:
         from haot.coupon.api import direct_routes as coupon_routes
 

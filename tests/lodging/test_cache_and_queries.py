@@ -183,3 +183,35 @@ async def test_detail_reads_are_cached(app_client: httpx.AsyncClient, host: Acto
         assert (await app_client.get(url)).status_code == 200
     assert 1 <= len(first) <= 3, first
     assert second == [], second
+
+
+async def test_a_warm_search_is_the_stored_page_byte_for_byte_in_any_parameter_order(
+    app_client: httpx.AsyncClient, host: Actor
+) -> None:
+    """Warm searches are answered before FastAPI's routing from the stored bytes (a direct
+    route, one Redis round trip); they must be exactly what the full route answered."""
+    await create_listing(app_client, host, name="Ordered", price=100_000)
+    install_statement_counter(app_client)
+    query = f"region=Seoul&check_in={day(3)}&check_out={day(5)}&guests=2&sort=price"
+    reordered = f"sort=price&guests=2&check_out={day(5)}&check_in={day(3)}&region=Seoul"
+    with count_statements() as cold:
+        first = await app_client.get(f"{API}/lodgings?{query}")
+    assert first.status_code == 200, first.text
+    assert first.headers["content-type"] == "application/json"
+    assert cold, "the first search must run SQL"
+    with count_statements() as warm:
+        second = await app_client.get(f"{API}/lodgings?{reordered}")
+    assert warm == []
+    assert second.status_code == 200
+    assert second.content == first.content
+    assert second.headers["content-type"] == "application/json"
+
+
+async def test_refused_searches_are_never_stored_or_served_from_the_cache(
+    app_client: httpx.AsyncClient,
+) -> None:
+    past = f"{API}/lodgings?check_in={day(-3)}&check_out={day(-1)}"
+    malformed = f"{API}/lodgings?guests=zero"
+    for _ in range(2):
+        assert_problem(await app_client.get(past), 422)
+        assert_problem(await app_client.get(malformed), 422)

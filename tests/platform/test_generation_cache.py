@@ -160,8 +160,9 @@ async def test_entries_expire_after_the_ttl(
 async def test_keys_and_hash_tags_are_those_the_contexts_deployed(
     cache: GenerationCache, redis_client: Redis, namespace: str
 ) -> None:
-    """Lodging (one generation, params) and point (a generation per user) shared these names
-    before they shared the class; a rename would split the generations during a rolling deploy."""
+    """Lodging (one generation, params) and point (a generation per user) shared the generation
+    names before they shared the class; a rename would split the generations during a rolling
+    deploy. Entries carry their generation in the value (one round trip per read)."""
     source = Source()
     await cache.invalidate()
     await cache.get_or_load("search", Thing, source.load, params="a")
@@ -170,9 +171,9 @@ async def test_keys_and_hash_tags_are_those_the_contexts_deployed(
     digest = "ca978112ca1bbdcafac231b39a23dc4d"  # sha256("a")[:32]
     assert await keys(redis_client, namespace) == {
         f"{namespace}:cache-gen",
-        f"{namespace}:search:1:{digest}",
+        f"{namespace}:search:{digest}",
         f"{namespace}:gen:{{kim}}",
-        f"{namespace}:balance:{{kim}}:1",
+        f"{namespace}:balance:{{kim}}",
     }
 
 
@@ -200,12 +201,12 @@ async def test_a_bounded_entry_leaves_redis_by_its_bound(
 ) -> None:
     soon = Source().bounded(NOW + timedelta(seconds=2))
     await cache.get_or_load_bounded("balance", Thing, soon, now=NOW, scope="kim")
-    entry = f"{namespace}:balance:{{kim}}:0"
+    entry = f"{namespace}:balance:{{kim}}"
     assert 0 < await redis_client.pttl(entry) <= 2000
 
     later = Source().bounded(NOW + timedelta(days=1))
     await cache.get_or_load_bounded("balance", Thing, later, now=NOW, scope="lee")
-    entry = f"{namespace}:balance:{{lee}}:0"
+    entry = f"{namespace}:balance:{{lee}}"
     assert timedelta(milliseconds=await redis_client.pttl(entry)) > TTL - timedelta(seconds=2)
 
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from datetime import date
 from typing import Annotated
+from urllib.parse import parse_qsl, urlencode
 
-from fastapi import APIRouter, Depends, Query, Response, status
+from fastapi import APIRouter, Depends, Query, Request, Response, status
 
 from haot.lodging.domain import month_range
 from haot.lodging.errors import InvalidMonth, LodgingNotFound, RoomTypeNotFound
@@ -24,6 +25,7 @@ from haot.lodging.schemas import (
 )
 from haot.lodging.search import LodgingSearch, SearchQuery, Sort
 from haot.lodging.service import LodgingService
+from haot.platform.direct import DirectRequest, DirectResponse, DirectRoute
 from haot.platform.domain_docs import problems
 from haot.platform.web import API_PREFIX, HostOnly, Page, Paging, PlatformDep, path_id
 
@@ -57,8 +59,33 @@ def _month(month: str) -> str:
 # Public reads
 
 
-@router.get("/lodgings", response_model=SearchPage, responses=problems(422))
+def search_request_key(query_string: bytes) -> str:
+    """A search's query string in a canonical order (repeated names keep theirs), so that equal
+    searches share one cache entry whichever order their parameters came in."""
+    pairs = parse_qsl(query_string.decode("latin-1"), keep_blank_values=True)
+    return urlencode(sorted(pairs, key=lambda pair: pair[0]))
+
+
+async def _cached_search_direct(request: DirectRequest) -> DirectResponse | None:
+    """Warm searches straight from the cache (one Redis round trip, the stored bytes as they
+    are); a miss goes on to ``search_lodgings``, which validates, searches and stores."""
+    search: LodgingSearch = request.platform.services["lodging.search"]
+    cached = await search.cached_search_json(search_request_key(request.query_string))
+    return None if cached is None else DirectResponse(200, cached.encode())
+
+
+# Searches are the busiest read: a warm one skips FastAPI's routing (haot.platform.direct).
+direct_routes = [DirectRoute("GET", API_PREFIX + "/lodgings", _cached_search_direct)]
+
+
+@router.get(
+    "/lodgings",
+    response_model=SearchPage,
+    response_class=Response,
+    responses={200: {"content": {"application/json": {}}}, **problems(422)},
+)
 async def search_lodgings(
+    request: Request,
     search: Search,
     region: Annotated[str | None, Query(max_length=100)] = None,
     q: Annotated[str | None, Query(max_length=100)] = None,
@@ -71,9 +98,9 @@ async def search_lodgings(
     sort: Sort = "newest",
     page: Annotated[int, Query(ge=1, le=10_000)] = 1,
     size: Annotated[int, Query(ge=1, le=100)] = 20,
-) -> SearchPage:
+) -> Response:
     wanted = tuple(a.strip().lower() for a in (amenities or "").split(",") if a.strip())
-    return await search.search(
+    page_json = await search.search_json(
         SearchQuery(
             region=region or None,
             q=q or None,
@@ -86,8 +113,10 @@ async def search_lodgings(
             sort=sort,
             page=page,
             size=size,
-        )
+        ),
+        request_key=search_request_key(request.scope.get("query_string", b"")),
     )
+    return Response(page_json, media_type="application/json")
 
 
 @router.get("/lodgings/{lodging_id}", response_model=LodgingDetail, responses=problems(404))

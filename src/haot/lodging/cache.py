@@ -33,5 +33,13 @@ class LodgingCache:
     ) -> M:
         return await self._cache.get_or_load(kind, model, load, params=params)
 
+    async def get_text_or_load(
+        self, kind: str, load: Callable[[], Awaitable[str]], *, params: str
+    ) -> str:
+        return await self._cache.get_text_or_load(kind, load, params=params)
+
+    async def read_text(self, kind: str, *, params: str) -> str | None:
+        return await self._cache.read_text(kind, params=params)
+
     async def invalidate(self) -> None:
         await self._cache.invalidate()

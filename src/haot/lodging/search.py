@@ -7,14 +7,15 @@ page's room types.
 
 from __future__ import annotations
 
+import functools
 import uuid
 from dataclasses import asdict, dataclass
-from datetime import date
+from datetime import date, timedelta
 from typing import Any, Literal
 
 import orjson
-from sqlalchemy import Select, and_, func, or_, select
-from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy import Integer, Select, String, and_, bindparam, func, or_, select
+from sqlalchemy.sql.elements import BindParameter, ColumnElement
 
 from haot.lodging.cache import LodgingCache
 from haot.lodging.domain import month_range, stay_problem
@@ -36,6 +37,10 @@ from haot.platform.clock import seoul_today
 from haot.platform.uow import UnitOfWorkFactory
 
 Sort = Literal["price", "-price", "rating", "reviews", "newest"]
+
+# Without dates a lodging shows its "from" price: the lowest open night within this horizon.
+# Unbounded, the look-up read every future night of every candidate (4 s for 3,000 lodgings).
+FROM_PRICE_HORIZON_DAYS = 60
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,110 +90,185 @@ def _like(text: str) -> str:
     return f"%{escaped}%"
 
 
-def _lodging_filters(query: SearchQuery) -> list[ColumnElement[bool]]:
-    conditions: list[ColumnElement[bool]] = [
+@dataclass(frozen=True, slots=True)
+class _Shape:
+    """What a search's SQL depends on besides its values: one statement per shape, built once."""
+
+    region: bool
+    text: bool
+    amenities: bool
+    dated: bool
+    min_price: bool
+    max_price: bool
+    sort: Sort
+
+    @classmethod
+    def of(cls, query: SearchQuery) -> _Shape:
+        return cls(
+            region=bool(query.region),
+            text=bool(query.q),
+            amenities=bool(query.amenities),
+            dated=query.nights is not None,
+            min_price=query.min_price is not None,
+            max_price=query.max_price is not None,
+            sort=query.sort,
+        )
+
+
+def _values(query: SearchQuery, today: date) -> dict[str, Any]:
+    """The bound values of a search's statement (``_Shape`` says which ones it uses)."""
+    wanted = sorted(set(query.amenities))
+    return {
+        "guests": query.guests,
+        "region": (query.region or "").strip().lower(),
+        "pattern": _like((query.q or "").strip()),
+        "amenities": wanted,
+        "amenity_count": len(wanted),
+        "check_in": query.check_in,
+        "check_out": query.check_out,
+        "nights": query.nights,
+        "today": today,
+        "horizon": today + timedelta(days=FROM_PRICE_HORIZON_DAYS),
+        "min_price": query.min_price,
+        "max_price": query.max_price,
+        "limit": query.size,
+        "offset": (query.page - 1) * query.size,
+    }
+
+
+def _offers(shape: _Shape) -> Any:
+    """Per lodging that passes the filters, its cheapest qualifying room type and that room
+    type's price: the stay's total with dates, else the lowest open price of any upcoming night
+    (the "from" price). The lodging filters come first, so only the candidates' nights are read
+    (at 10,000 lodgings, aggregating every lodging's nights and filtering after cost seconds)."""
+    guests: BindParameter[int] = bindparam("guests", type_=Integer)
+    lodging_filters: list[ColumnElement[bool]] = [
         Lodging.deleted_at.is_(None),
-        Lodging.max_guests >= query.guests,
+        Lodging.max_guests >= guests,
     ]
-    if query.region:
-        key = query.region.strip().lower()
-        conditions.append(or_(Lodging.city_key == key, Lodging.district_key == key))
-    if query.q:
-        pattern = _like(query.q.strip())
-        conditions.append(Lodging.search_text.like(pattern, escape="\\"))
-    if query.amenities:
-        wanted = sorted(set(query.amenities))
+    if shape.region:
+        region: BindParameter[str] = bindparam("region", type_=String)
+        lodging_filters.append(or_(Lodging.city_key == region, Lodging.district_key == region))
+    if shape.text:
+        lodging_filters.append(Lodging.search_text.like(bindparam("pattern"), escape="\\"))
+    if shape.amenities:
         having_all = (
             select(LodgingAmenity.lodging_id)
-            .where(LodgingAmenity.amenity.in_(wanted))
+            .where(LodgingAmenity.amenity.in_(bindparam("amenities", expanding=True)))
             .group_by(LodgingAmenity.lodging_id)
-            .having(func.count() == len(wanted))
+            .having(func.count() == bindparam("amenity_count"))
         )
-        conditions.append(Lodging.id.in_(having_all))
-    if query.nights is not None:
-        conditions.append(Lodging.max_nights >= query.nights)
-    return conditions
-
-
-def _offers(query: SearchQuery, today: date) -> Any:
-    """Per lodging, its cheapest qualifying room type and that room type's price."""
-    available = (Night.total - Night.held - Night.sold) >= 1
-    if query.check_in is not None and query.check_out is not None and query.nights:
-        stays = (
-            select(
-                Night.lodging_id.label("lodging_id"),
-                Night.room_type_id.label("room_type_id"),
-                func.sum(Night.price).label("price"),
-            )
-            .join(RoomType, RoomType.id == Night.room_type_id)
-            .where(
-                Night.date >= query.check_in,
-                Night.date < query.check_out,
-                Night.closed.is_(False),
-                available,
-                RoomType.capacity >= query.guests,
-                RoomType.deleted_at.is_(None),
-            )
-            .group_by(Night.lodging_id, Night.room_type_id)
-            .having(
-                and_(
-                    func.count() == query.nights,
-                    func.max(Night.min_stay) <= query.nights,
-                    func.min(Night.max_stay) >= query.nights,
-                )
-            )
-            .subquery("stays")
-        )
+        lodging_filters.append(Lodging.id.in_(having_all))
+    night_filters: list[ColumnElement[bool]] = [
+        Night.closed.is_(False),
+        (Night.total - Night.held - Night.sold) >= 1,
+    ]
+    if shape.dated:
+        nights: BindParameter[int] = bindparam("nights", type_=Integer)
+        lodging_filters.append(Lodging.max_nights >= nights)
+        night_filters += [Night.date >= bindparam("check_in"), Night.date < bindparam("check_out")]
+        price: Any = func.sum(Night.price)
     else:
-        # Without dates: the lowest open price of any upcoming night is the lodging's "from" price.
-        stays = (
-            select(
-                Night.lodging_id.label("lodging_id"),
-                Night.room_type_id.label("room_type_id"),
-                func.min(Night.price).label("price"),
-            )
-            .join(RoomType, RoomType.id == Night.room_type_id)
-            .where(
-                Night.date >= today,
-                Night.closed.is_(False),
-                available,
-                RoomType.capacity >= query.guests,
-                RoomType.deleted_at.is_(None),
-            )
-            .group_by(Night.lodging_id, Night.room_type_id)
-            .subquery("stays")
+        night_filters += [Night.date >= bindparam("today"), Night.date < bindparam("horizon")]
+        price = func.min(Night.price)
+    # The window runs after GROUP BY and HAVING: it ranks each lodging's qualifying room types.
+    stays = (
+        select(
+            Lodging.id.label("lodging_id"),
+            # What the sorts need, so a page is chosen before any lodging row is read in full
+            # (functionally dependent on the grouped primary key).
+            Lodging.created_at.label("created_at"),
+            Lodging.rating_avg.label("rating_avg"),
+            Lodging.review_count.label("review_count"),
+            RoomType.id.label("room_type_id"),
+            RoomType.name.label("room_type_name"),
+            price.label("price"),
+            func.row_number()
+            .over(partition_by=Lodging.id, order_by=(price, RoomType.id))
+            .label("rank"),
         )
-    ranked = select(
-        stays.c.lodging_id,
-        stays.c.room_type_id,
-        stays.c.price,
-        func.row_number()
-        .over(partition_by=stays.c.lodging_id, order_by=(stays.c.price, stays.c.room_type_id))
-        .label("rank"),
-    ).subquery("ranked")
-    return (
-        select(ranked.c.lodging_id, ranked.c.room_type_id, ranked.c.price)
-        .where(ranked.c.rank == 1)
-        .subquery("offers")
+        .select_from(Lodging)
+        .join(
+            RoomType,
+            and_(
+                RoomType.lodging_id == Lodging.id,
+                RoomType.deleted_at.is_(None),
+                RoomType.capacity >= guests,
+            ),
+        )
+        .join(Night, Night.room_type_id == RoomType.id)
+        .where(*lodging_filters, *night_filters)
+        .group_by(
+            Lodging.id,
+            Lodging.created_at,
+            Lodging.rating_avg,
+            Lodging.review_count,
+            RoomType.id,
+            RoomType.name,
+        )
     )
+    if shape.dated:
+        stays = stays.having(
+            and_(
+                func.count() == nights,
+                func.max(Night.min_stay) <= nights,
+                func.min(Night.max_stay) >= nights,
+            )
+        )
+    ranked = stays.subquery("ranked")
+    conditions: list[ColumnElement[bool]] = [ranked.c.rank == 1]
+    if shape.min_price:
+        conditions.append(ranked.c.price >= bindparam("min_price"))
+    if shape.max_price:
+        conditions.append(ranked.c.price <= bindparam("max_price"))
+    return ranked, conditions
 
 
-def _ordering(sort: Sort, price: Any) -> list[Any]:
+def _ordering(sort: Sort, offer: Any) -> list[Any]:
+    """ORDER BY terms on the columns of ``offer`` (the ranked offers, or a page of them)."""
     match sort:
         case "price":
-            return [price.asc(), Lodging.id]
+            return [offer.price.asc(), offer.lodging_id]
         case "-price":
-            return [price.desc(), Lodging.id]
+            return [offer.price.desc(), offer.lodging_id]
         case "rating":
             return [
-                func.coalesce(Lodging.rating_avg, -1).desc(),
-                Lodging.review_count.desc(),
-                Lodging.id,
+                func.coalesce(offer.rating_avg, -1).desc(),
+                offer.review_count.desc(),
+                offer.lodging_id,
             ]
         case "reviews":
-            return [Lodging.review_count.desc(), Lodging.id]
+            return [offer.review_count.desc(), offer.lodging_id]
         case _:
-            return [Lodging.created_at.desc(), Lodging.id.desc()]
+            return [offer.created_at.desc(), offer.lodging_id.desc()]
+
+
+@functools.lru_cache(maxsize=512)
+def _statements(shape: _Shape) -> tuple[Select[Any], Select[Any]]:
+    """(the page with the total beside every row, the total alone) for one shape. The page is
+    chosen among the ranked offers first; only its rows are joined to their lodgings."""
+    ranked, conditions = _offers(shape)
+    chosen = (
+        select(ranked, func.count().over().label("total"))
+        .where(*conditions)
+        .order_by(*_ordering(shape.sort, ranked.c))
+        .limit(bindparam("limit", type_=Integer))
+        .offset(bindparam("offset", type_=Integer))
+        .subquery("chosen")
+    )
+    page = (
+        select(
+            Lodging,
+            chosen.c.room_type_id,
+            chosen.c.room_type_name,
+            chosen.c.price,
+            chosen.c.total,
+        )
+        .join(chosen, chosen.c.lodging_id == Lodging.id)
+        .order_by(*_ordering(shape.sort, chosen.c))
+    )
+    total = select(func.count()).select_from(ranked).where(*conditions)
+    return page, total
 
 
 class LodgingSearch:
@@ -197,42 +277,39 @@ class LodgingSearch:
         self._cache = cache
 
     async def search(self, query: SearchQuery) -> SearchPage:
+        return SearchPage.model_validate_json(await self.search_json(query))
+
+    async def search_json(self, query: SearchQuery, *, request_key: str | None = None) -> str:
+        """The search page as JSON text, served from the cache as stored (no re-validation).
+        ``request_key``: the canonical query string the page is cached under instead of the
+        query's own key, so that ``cached_search_json`` can find it without parsing."""
         today = seoul_today()
         query.validate(today)
-        return await self._cache.get_or_load(
-            "search", f"{today}|{query.cache_key()}", SearchPage, lambda: self._search(query, today)
+        key = (
+            f"{today}|{request_key}" if request_key is not None else f"{today}|{query.cache_key()}"
         )
 
+        async def load() -> str:
+            return (await self._search(query, today)).model_dump_json()
+
+        return await self._cache.get_text_or_load("search", load, params=key)
+
+    async def cached_search_json(self, request_key: str) -> str | None:
+        """The cached page of a query string answered before (``search_json`` with the same
+        ``request_key``), or None: one Redis round trip, nothing parsed or validated (only a
+        query that passed validation was ever stored)."""
+        return await self._cache.read_text("search", params=f"{seoul_today()}|{request_key}")
+
     async def _search(self, query: SearchQuery, today: date) -> SearchPage:
-        offers = _offers(query, today)
-        conditions = _lodging_filters(query)
-        if query.min_price is not None:
-            conditions.append(offers.c.price >= query.min_price)
-        if query.max_price is not None:
-            conditions.append(offers.c.price <= query.max_price)
-        base: Select[Any] = (
-            select(
-                Lodging,
-                offers.c.room_type_id,
-                offers.c.price,
-                RoomType.name.label("room_type_name"),
-            )
-            .join(offers, offers.c.lodging_id == Lodging.id)
-            .join(RoomType, RoomType.id == offers.c.room_type_id)
-            .where(*conditions)
-        )
+        page_statement, total_statement = _statements(_Shape.of(query))
+        values = _values(query, today)
         async with self._uow() as uow:
             session = uow.session
-            total = (
-                await session.execute(select(func.count()).select_from(base.subquery()))
-            ).scalar_one()
-            rows = (
-                await session.execute(
-                    base.order_by(*_ordering(query.sort, offers.c.price))
-                    .offset((query.page - 1) * query.size)
-                    .limit(query.size)
-                )
-            ).all()
+            rows = (await session.execute(page_statement, values)).all()
+            if rows:
+                total = int(rows[0].total)
+            else:  # past the last page (or nothing at all): the page cannot say how many
+                total = int((await session.execute(total_statement, values)).scalar_one())
             breakdown: dict[uuid.UUID, list[NightPrice]] = {}
             room_type_ids = [row.room_type_id for row in rows]
             if query.check_in is not None and query.check_out is not None and room_type_ids:

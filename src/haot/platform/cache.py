@@ -1,9 +1,10 @@
 """Read-through cache in Redis, invalidated by generations.
 
-Every entry key carries a generation number, and a change bumps the generation once it has
-committed, so the next read misses. A reader that loaded old rows before the bump stores them under
-the old generation, which nobody reads again: invalidation cannot race with a slow reader, as a
-delete followed by a late write of the old value would.
+Every entry carries the generation it was loaded under, and a change bumps the generation once it
+has committed, so the next read misses. A reader that loaded old rows before the bump stores them
+with the old generation, which no reader accepts again: invalidation cannot race with a slow
+reader, as a delete followed by a late write of the old value would. A read is one Redis round
+trip: the generation and the entry travel in one pipeline.
 
 A generation covers a whole namespace (``scope=None``) or one scope in it (a user id). A scoped
 generation key and the scope's entries share the Redis Cluster hash tag ``{scope}``, so they live
@@ -35,9 +36,9 @@ class _Bounded(BaseModel):
 
 
 class GenerationCache:
-    """The entries of one namespace, keyed ``namespace:kind[:{scope}]:generation[:digest]``:
-    ``{scope}`` is the hash tag of a scoped entry, ``digest`` the first 32 hex digits of the
-    SHA-256 of ``params`` (a key's length does not grow with a query's)."""
+    """The entries of one namespace, keyed ``namespace:kind[:{scope}][:digest]`` and stored as
+    ``generation|payload``: ``{scope}`` is the hash tag of a scoped entry, ``digest`` the first
+    32 hex digits of the SHA-256 of ``params`` (a key's length does not grow with a query's)."""
 
     def __init__(self, redis: Redis, *, namespace: str, ttl: timedelta) -> None:
         if ttl <= timedelta(0):
@@ -53,18 +54,55 @@ class GenerationCache:
             return f"{self._namespace}:cache-gen"
         return f"{self._namespace}:gen:{{{scope}}}"
 
-    async def _entry_key(self, kind: str, scope: str | None, params: str | None) -> str:
-        generation = as_text(await self._redis.get(self._generation_key(scope)) or "0")
+    def _entry_key(self, kind: str, scope: str | None, params: str | None) -> str:
         parts = [self._namespace, kind]
         if scope is not None:
             parts.append(f"{{{scope}}}")
-        parts.append(generation)
         if params is not None:
             parts.append(hashlib.sha256(params.encode()).hexdigest()[:32])
         return ":".join(parts)
 
-    async def _store(self, key: str, payload: str, ttl: timedelta) -> None:
-        await self._redis.set(key, payload, px=max(1, ttl // timedelta(milliseconds=1)))
+    async def _read(self, key: str, scope: str | None) -> tuple[str, str | None]:
+        """(current generation, the entry's payload if it was stored under that generation)."""
+        pipe = self._redis.pipeline(transaction=False)
+        pipe.get(self._generation_key(scope))
+        pipe.get(key)
+        generation_raw, stored = await pipe.execute()
+        generation = as_text(generation_raw or "0")
+        if stored is None:
+            return generation, None
+        stored_generation, _, payload = as_text(stored).partition("|")
+        return generation, payload if stored_generation == generation else None
+
+    async def _store(self, key: str, generation: str, payload: str, ttl: timedelta) -> None:
+        await self._redis.set(
+            key, f"{generation}|{payload}", px=max(1, ttl // timedelta(milliseconds=1))
+        )
+
+    async def read_text(
+        self, kind: str, *, scope: str | None = None, params: str | None = None
+    ) -> str | None:
+        """The stored text of (``kind``, ``scope``, ``params``) in the current generation."""
+        _, payload = await self._read(self._entry_key(kind, scope, params), scope)
+        return payload
+
+    async def get_text_or_load(
+        self,
+        kind: str,
+        load: Callable[[], Awaitable[str]],
+        *,
+        scope: str | None = None,
+        params: str | None = None,
+    ) -> str:
+        """The stored text (a serialised answer, served as it is), else what ``load`` returns,
+        stored for the TTL."""
+        key = self._entry_key(kind, scope, params)
+        generation, payload = await self._read(key, scope)
+        if payload is not None:
+            return payload
+        text = await load()
+        await self._store(key, generation, text, self._ttl)
+        return text
 
     async def get_or_load(
         self,
@@ -77,12 +115,12 @@ class GenerationCache:
     ) -> M:
         """The cached ``model`` for (``kind``, ``scope``, ``params``) in the current generation,
         else what ``load`` returns, stored for the TTL."""
-        key = await self._entry_key(kind, scope, params)
-        cached = await self._redis.get(key)
-        if cached is not None:
-            return model.model_validate_json(cached)
+        key = self._entry_key(kind, scope, params)
+        generation, payload = await self._read(key, scope)
+        if payload is not None:
+            return model.model_validate_json(payload)
         value = await load()
-        await self._store(key, value.model_dump_json(), self._ttl)
+        await self._store(key, generation, value.model_dump_json(), self._ttl)
         return value
 
     async def get_or_load_bounded(
@@ -99,17 +137,17 @@ class GenerationCache:
         first instant it stops being true (None: never), and a cached value is served only
         before that instant. ``now`` is the caller's clock, the one ``load`` reads the rows at;
         the Redis TTL, on the server's clock, is cut to the bound as well but is not relied on."""
-        key = await self._entry_key(kind, scope, params)
-        cached = await self._redis.get(key)
-        if cached is not None:
-            entry = _Bounded.model_validate_json(cached)
+        key = self._entry_key(kind, scope, params)
+        generation, payload = await self._read(key, scope)
+        if payload is not None:
+            entry = _Bounded.model_validate_json(payload)
             if entry.valid_until is None or now < entry.valid_until:
                 return model.model_validate(entry.value)
         value, valid_until = await load()
         ttl = self._ttl if valid_until is None else min(self._ttl, valid_until - now)
         if ttl > timedelta(0):
             entry = _Bounded(value=value, valid_until=valid_until)
-            await self._store(key, entry.model_dump_json(), ttl)
+            await self._store(key, generation, entry.model_dump_json(), ttl)
         return value
 
     async def invalidate(self, scope: str | None = None) -> None:

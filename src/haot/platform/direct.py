@@ -39,6 +39,7 @@ class DirectRequest:
     platform: Platform
     path_params: dict[str, str]
     headers: dict[bytes, bytes]
+    query_string: bytes = b""
 
     def header(self, name: str) -> str | None:
         value = self.headers.get(name.encode("latin-1"))
@@ -52,7 +53,9 @@ class DirectResponse:
     media_type: str = "application/json"
 
 
-DirectHandler = Callable[[DirectRequest], Awaitable[DirectResponse]]
+# A handler may decline (None): the request then goes on to FastAPI as if unmatched (a cached
+# read that missed is answered by the full route).
+DirectHandler = Callable[[DirectRequest], Awaitable[DirectResponse | None]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,7 +88,9 @@ class DirectRoutesMiddleware:
         self, route: DirectRoute, params: dict[str, str], scope: Scope, receive: Receive, send: Send
     ) -> None:
         app = scope["app"]
-        request = DirectRequest(app.state.platform, params, dict(scope["headers"]))
+        request = DirectRequest(
+            app.state.platform, params, dict(scope["headers"]), scope.get("query_string", b"")
+        )
         try:
             response = await route.handler(request)
         except HaotError as exc:  # the common refusals (409 sold out, 429), answered directly
@@ -97,6 +102,10 @@ class DirectRoutesMiddleware:
             if handler is None:
                 raise
             await (await handler(Request(scope, receive), exc))(scope, receive, send)
+            return
+        if response is None:
+            del scope[ROUTE_TEMPLATE_KEY]
+            await self.app(scope, receive, send)
             return
         await send(
             {
