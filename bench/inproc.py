@@ -91,7 +91,7 @@ async def run(
     secret = secrets.token_urlsafe(48)
     settings = Settings(
         _env_file=None,  # type: ignore[call-arg]
-        env="production",
+        env="test",  # production refuses the built-in fake PortOne
         database_url=backends.database_url,
         redis_url=backends.redis_url,
         jwt_secret=secret,

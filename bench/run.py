@@ -895,7 +895,8 @@ def main() -> int:
         backends.create_database()
         env = {
             **{k: v for k, v in os.environ.items() if not k.startswith("HAOT_")},
-            "HAOT_ENV": "production",
+            # Not "production": production refuses the built-in fake PortOne the bench pays with.
+            "HAOT_ENV": "test",
             "HAOT_DATABASE_URL": backends.database_url,
             "HAOT_REDIS_URL": backends.redis_url,
             "HAOT_JWT_SECRET": secret,
