@@ -62,6 +62,10 @@ def check_answers_per_user(answers: list[Answer]) -> set[uuid.UUID]:
 
 @pytest.mark.slow
 async def test_ten_thousand_claims_issue_exactly_one_hundred(settings: Settings) -> None:
+    # Each user tries 5 times, and a winner once more at the end: with the default 5 claims per
+    # second, that last try was refused as rate_limited whenever the crowd took under 0.2 s after
+    # the winner's own tries (a fast machine). The rate limit has its own tests.
+    settings = settings.model_copy(update={"coupon_claims_per_second": 1000})
     async with running(settings) as platform:
         event_id = await open_drop(platform, quantity=QUANTITY)
         users = [uuid.uuid4() for _ in range(USERS)]
@@ -73,7 +77,7 @@ async def test_ten_thousand_claims_issue_exactly_one_hundred(settings: Settings)
         assert len(answers) == CLAIMS
         statuses = Counter(a.status for a in answers)
         assert not [a for a in answers if a.status >= 500], statuses
-        assert set(statuses) <= {202, 409}, statuses  # 5 tries per user: within the rate limit
+        assert set(statuses) <= {202, 409}, statuses
         wins = accepted(answers)
         assert len(wins) == QUANTITY
         winners = check_answers_per_user(answers)
