@@ -11,13 +11,15 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from typing import cast
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import Table, bindparam, select, update
 
 from haot.lodging.domain import RefundRule, nights_of, stay_problem
 from haot.lodging.errors import InvalidStay, LodgingNotFound, RoomTypeNotFound
 from haot.lodging.models import Hold, Lodging, Night, RoomType
 from haot.platform.clock import seoul_today, utcnow
+from haot.platform.db import insert_unless_present
 from haot.platform.errors import Conflict
 from haot.platform.uow import UnitOfWork, UnitOfWorkFactory
 
@@ -33,6 +35,14 @@ class HoldReleased(Conflict):
 
 
 HELD, SOLD, RELEASED = "HELD", "SOLD", "RELEASED"
+
+
+class _HeldBefore(Exception):
+    """The reservation has a hold on record already (found by the hold's insert)."""
+
+    def __init__(self, *, joined: bool) -> None:
+        super().__init__("held before")
+        self.joined = joined
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,16 +154,30 @@ class Inventory:
         """Hold one room for every night of the stay, or raise ``SoldOut`` holding nothing.
         Holding again for the same reservation returns the existing hold's quote.
 
-        The common case costs one statement for the nights: a guarded UPDATE ... RETURNING that
-        takes a room on every night that is open, free and allows the stay's length. Only when it
-        does not reach every night does a second look say why (sold out, closed, stay rules)."""
+        The common case costs three statements: the room type with its lodging, a guarded
+        UPDATE ... RETURNING that takes a room on every night that is open, free and allows the
+        stay's length, and the hold's insert, which finds out (on its key) whether this
+        reservation held before. Only when the UPDATE misses a night does a fourth look say why
+        (sold out, closed, stay rules)."""
+        try:
+            return await self._take_rooms(reservation_id, room_type_id, check_in, check_out, guests)
+        except _HeldBefore as held_before:
+            if held_before.joined:  # a shared transaction never meets its own fresh id twice
+                raise HoldReleased() from None
+            # This reservation held before (a retried saga step) or was given up (a tombstone):
+            # the rooms just taken went back with the rollback; answer from the hold on record.
+            return await self._existing_hold(reservation_id)
+
+    async def _take_rooms(
+        self,
+        reservation_id: uuid.UUID,
+        room_type_id: uuid.UUID,
+        check_in: date,
+        check_out: date,
+        guests: int,
+    ) -> StayQuote:
         async with self._uow() as uow:
             session = uow.session
-            existing = await session.get(Hold, reservation_id)
-            if existing is not None:
-                if existing.status == RELEASED:
-                    raise HoldReleased()
-                return self._quote(*await self._held_stay(uow, existing))
             found = (
                 await session.execute(_ROOM_AND_LODGING, {"room_type_id": room_type_id})
             ).first()
@@ -174,6 +198,9 @@ class Inventory:
                 )
             ).all()
             if len(taken) != length:
+                if await session.get(Hold, reservation_id) is not None:
+                    # Its own earlier hold may have taken the last room: answer from that.
+                    raise _HeldBefore(joined=uow.joined)
                 # Why not? The nights as they are now (this transaction's partial UPDATE rolls
                 # back with it: the caller's unit of work never commits after an exception).
                 await self._stay(
@@ -187,22 +214,36 @@ class Inventory:
                 )
                 raise SoldOut()
             now = utcnow()
-            uow.session.add(
-                Hold(
-                    reservation_id=reservation_id,
-                    room_type_id=room_type_id,
-                    lodging_id=lodging.id,
-                    check_in=check_in,
-                    check_out=check_out,
-                    rooms=1,
-                    status=HELD,
-                    created_at=now,
-                    updated_at=now,
+            inserted = (
+                await session.execute(
+                    insert_unless_present(
+                        session.get_bind().dialect.name, _HOLDS, ("reservation_id",)
+                    ),
+                    {
+                        "reservation_id": reservation_id,
+                        "room_type_id": room_type_id,
+                        "lodging_id": lodging.id,
+                        "check_in": check_in,
+                        "check_out": check_out,
+                        "rooms": 1,
+                        "status": HELD,
+                        "created_at": now,
+                        "updated_at": now,
+                    },
                 )
-            )
+            ).first()
+            if inserted is None:
+                raise _HeldBefore(joined=uow.joined)  # rolls the rooms just taken back
             await uow.commit()
         nights = sorted((row.date, row.price) for row in taken)
         return _stay_quote(lodging, room_type, check_in, check_out, nights)
+
+    async def _existing_hold(self, reservation_id: uuid.UUID) -> StayQuote:
+        async with self._uow() as uow:
+            existing = await uow.session.get(Hold, reservation_id)
+            if existing is None or existing.status == RELEASED:
+                raise HoldReleased()
+            return self._quote(*await self._held_stay(uow, existing))
 
     async def _held_stay(
         self, uow: UnitOfWork, hold: Hold
@@ -318,6 +359,8 @@ def _stay_quote(
         ],
     )
 
+
+_HOLDS = cast(Table, Hold.__table__)
 
 # Built once: statements are the same for every hold, only their parameters change.
 _ROOM_AND_LODGING = (

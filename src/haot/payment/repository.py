@@ -5,13 +5,16 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import func, select, update
+from sqlalchemy import Table, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
 
 from haot.payment.models import Payment, Refund, WebhookReceipt
+from haot.platform.db import insert_unless_present
+
+_PAYMENTS = cast(Table, Payment.__table__)
 
 
 class PaymentRepository:
@@ -20,6 +23,14 @@ class PaymentRepository:
 
     def add(self, row: Payment | Refund | WebhookReceipt) -> None:
         self.session.add(row)
+
+    async def insert_unless_reserved(self, values: dict[str, Any]) -> bool:
+        """Insert a payment unless its reservation has one already (a payment being created
+        again, or a give-up's FAILED fence): True when this one was inserted."""
+        statement = insert_unless_present(
+            self.session.get_bind().dialect.name, _PAYMENTS, ("reservation_id",)
+        )
+        return (await self.session.execute(statement, values)).first() is not None
 
     async def get(self, payment_id: str, *, for_update: bool = False) -> Payment | None:
         statement = select(Payment).where(Payment.id == payment_id)

@@ -12,7 +12,6 @@ from datetime import timedelta
 
 import structlog
 from prometheus_client import Counter
-from sqlalchemy.exc import IntegrityError
 
 from haot.payment import events
 from haot.payment.domain import PaymentStatus, Verdict, judge, status_after_refund
@@ -107,31 +106,32 @@ class PaymentService:
         anyway."""
         async with self._uow() as uow:
             repo = PaymentRepository(uow.session)
-            payment = await repo.get_by_reservation(reservation_id)
-            if payment is not None and payment.status == PaymentStatus.FAILED.value:
-                # The reservation was given up (and its payment voided, or fenced before it
-                # existed) while the saga was still running: no money may be asked for.
-                raise PaymentRefused()
-            if payment is None:
-                now = utcnow()
-                payment = Payment(
-                    id=new_payment_id(),
-                    reservation_id=reservation_id,
-                    user_id=user_id,
-                    order_name=order_name[:200],
-                    amount=amount,
-                    currency="KRW",
-                    status=PaymentStatus.READY.value,
-                    cancelled_amount=0,
-                    created_at=now,
-                    updated_at=now,
-                )
-                repo.add(payment)
-                try:
-                    await uow.commit()
-                except IntegrityError as exc:  # fenced by a give-up that got in first
-                    raise PaymentRefused() from exc
-        return CreatedPayment(payment_id=payment.id, checkout_url=self.checkout_url(payment.id))
+            now = utcnow()
+            payment_id = new_payment_id()
+            created = await repo.insert_unless_reserved(
+                {
+                    "id": payment_id,
+                    "reservation_id": reservation_id,
+                    "user_id": user_id,
+                    "order_name": order_name[:200],
+                    "amount": amount,
+                    "currency": "KRW",
+                    "status": PaymentStatus.READY.value,
+                    "cancelled_amount": 0,
+                    "rechecks": 0,
+                    "created_at": now,
+                    "updated_at": now,
+                }
+            )
+            if not created:
+                existing = await repo.get_by_reservation(reservation_id)
+                if existing is None or existing.status == PaymentStatus.FAILED.value:
+                    # The reservation was given up (and its payment voided, or fenced before it
+                    # existed) while the saga was still running: no money may be asked for.
+                    raise PaymentRefused()
+                payment_id = existing.id
+            await uow.commit()
+        return CreatedPayment(payment_id=payment_id, checkout_url=self.checkout_url(payment_id))
 
     async def checkout(self, payment_id: str) -> str:
         """Where the guest pays: the amount is pre-registered first (again, harmlessly, on a

@@ -7,11 +7,14 @@ shared per URL so all-in-one mode opens one pool. SQLite (embedded default) and 
 
 from __future__ import annotations
 
+import functools
 import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import DateTime, MetaData, Uuid, event
+from sqlalchemy import DateTime, MetaData, Table, Uuid, event
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -59,6 +62,16 @@ class UtcDateTime(TypeDecorator[datetime]):
 
 def uuid_pk() -> Mapped[uuid.UUID]:
     return mapped_column(Uuid, primary_key=True)
+
+
+@functools.lru_cache(maxsize=64)
+def insert_unless_present(dialect: str, table: Table, conflict: tuple[str, ...]) -> Any:
+    """``INSERT ... ON CONFLICT (conflict) DO NOTHING RETURNING`` the first key column, built
+    once per (dialect, table): a row comes back only when it was inserted. Both engines share the
+    syntax; the statement object is each dialect's own."""
+    make = postgresql_insert if dialect == "postgresql" else sqlite_insert
+    key = next(iter(table.primary_key.columns))
+    return make(table).on_conflict_do_nothing(index_elements=list(conflict)).returning(key)
 
 
 def is_sqlite(url: str) -> bool:

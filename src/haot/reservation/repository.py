@@ -5,13 +5,32 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from datetime import date, datetime
+from typing import cast
 
-from sqlalchemy import func, select
+from sqlalchemy import Table, bindparam, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
 
 from haot.platform.locks import lock_for_transaction
 from haot.reservation.models import Reservation
+
+_RESERVATIONS = cast(Table, Reservation.__table__)
+_PENDING_AND_KEYED = select(
+    select(func.count())
+    .where(
+        _RESERVATIONS.c.user_id == bindparam("p_user_id"),
+        _RESERVATIONS.c.status == "PENDING",
+    )
+    .scalar_subquery()
+    .label("pending"),
+    select(_RESERVATIONS.c.id)
+    .where(
+        _RESERVATIONS.c.user_id == bindparam("p_user_id"),
+        _RESERVATIONS.c.idempotency_key == bindparam("p_key"),
+    )
+    .scalar_subquery()
+    .label("keyed"),
+)
 
 
 class ReservationRepository:
@@ -42,6 +61,16 @@ class ReservationRepository:
         """Serialise this guest's bookings until the transaction ends: the pending cap counts
         rows and then inserts one, which two concurrent bookings must not interleave."""
         await lock_for_transaction(self.session, "reservation.pending", user_id)
+
+    async def pending_and_keyed(
+        self, user_id: uuid.UUID, key: str | None
+    ) -> tuple[int, uuid.UUID | None]:
+        """In one statement: the guest's pending reservations, and the id of the reservation the
+        guest made with this Idempotency-Key, if any."""
+        row = (
+            await self.session.execute(_PENDING_AND_KEYED, {"p_user_id": user_id, "p_key": key})
+        ).one()
+        return int(row.pending), row.keyed
 
     async def count_pending(self, user_id: uuid.UUID) -> int:
         statement = select(func.count()).where(

@@ -260,11 +260,10 @@ class ReservationService:
         async with self._uow(shared=True) as uow:
             repo = ReservationRepository(uow.session)
             await repo.lock_guest(user_id)
-            if idempotency_key and (
-                existing := await repo.get_by_idempotency_key(user_id, idempotency_key)
-            ):
+            pending, keyed = await repo.pending_and_keyed(user_id, idempotency_key)
+            if keyed is not None and (existing := await repo.get(keyed)) is not None:
                 return self._created(existing)
-            if await repo.count_pending(user_id) >= self._max_pending:
+            if pending >= self._max_pending:
                 raise TooManyPending()
             reservation_id = new_id()
             held = await self._lodging.hold(
