@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hmac
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING
@@ -71,6 +72,9 @@ def create_app(
         # Metrics and traces are ours (Prometheus, trace ids in the logs); FastAPI's built-in
         # OpenTelemetry bridge looked the providers up on every request (``make bench`` profile).
         telemetry={"tracing": False, "metrics": False, "logs": False},
+        docs_url="/docs" if settings.api_docs_enabled else None,
+        redoc_url="/redoc" if settings.api_docs_enabled else None,
+        openapi_url="/openapi.json" if settings.api_docs_enabled else None,
     )
     install_problem_handlers(app)
 
@@ -87,10 +91,16 @@ def create_app(
             status_code=200 if ready else 503,
         )
 
-    @app.get("/metrics", include_in_schema=False)
-    async def metrics() -> Response:
-        body, content_type = render_metrics()
-        return Response(body, media_type=content_type)
+    if settings.metrics_served:
+        expected = f"Bearer {settings.metrics_token}".encode() if settings.metrics_token else None
+
+        @app.get("/metrics", include_in_schema=False)
+        async def metrics(request: Request) -> Response:
+            given = request.headers.get("authorization", "").encode()
+            if expected is not None and not hmac.compare_digest(given, expected):
+                return Response(status_code=401, headers={"WWW-Authenticate": "Bearer"})
+            body, content_type = render_metrics()
+            return Response(body, media_type=content_type)
 
     # After the probes: routes are matched in order, and probes and scrapes come every few seconds.
     for router in api_routers(contexts):

@@ -24,10 +24,24 @@ def _contexts(name: str | None) -> tuple[str, ...]:
     return (name,)
 
 
+def served_base_url(host: str, port: int) -> str:
+    """The address a browser on this machine reaches ``haot serve --host H --port P`` at."""
+    if host in ("", "0.0.0.0"):  # noqa: S104 (naming the wildcard, not binding to it)
+        host = "127.0.0.1"
+    elif host == "::":
+        host = "::1"
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
 def cmd_serve(args: argparse.Namespace) -> None:
     import uvicorn
 
     settings = get_settings()
+    if "public_base_url" not in settings.model_fields_set:
+        # Checkout links and the fake PortOne's webhooks must reach this very server.
+        os.environ["HAOT_PUBLIC_BASE_URL"] = served_base_url(args.host, args.port)
+        get_settings.cache_clear()
+        settings = get_settings()
     if args.workers > 1 and settings.embedded_redis:
         raise SystemExit(
             "--workers > 1 needs a shared Redis (HAOT_REDIS_URL): the embedded one is per process"

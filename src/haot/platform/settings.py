@@ -107,6 +107,20 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     log_json: bool = True
 
+    # Public surfaces. ``/metrics`` asks for ``Authorization: Bearer <metrics_token>`` when a token
+    # is set; in production without one it is not served at all (404). ``/docs``, ``/redoc`` and
+    # ``/openapi.json``: on by default outside production, off in production unless set true.
+    metrics_token: str = ""
+    api_docs: bool | None = None
+
+    @property
+    def api_docs_enabled(self) -> bool:
+        return self.api_docs if self.api_docs is not None else self.env != "production"
+
+    @property
+    def metrics_served(self) -> bool:
+        return bool(self.metrics_token) or self.env != "production"
+
     @field_validator("jwt_secret")
     @classmethod
     def _jwt_secret_strong_enough(cls, value: str) -> str:
