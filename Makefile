@@ -39,16 +39,16 @@ test: install-dev services check pytest
 services:
 	@bash scripts/ensure-services.sh
 
-check: lint typecheck
+check: install-dev lint typecheck
 
-lint:
+lint: install-dev
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench
 
-typecheck:
+typecheck: install-dev
 	$(BIN)/mypy
 
-pytest:
+pytest: install-dev
 	$(BIN)/pytest -q $(PYTEST_ARGS)
 
 fmt: install-dev

@@ -5,6 +5,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
+import getpass
+import importlib.metadata
+import json
 import os
 import signal
 import sys
@@ -13,6 +16,7 @@ from collections.abc import Sequence
 
 from pydantic import ValidationError
 
+from haot.platform.errors import HaotError
 from haot.platform.settings import CONTEXTS, RefusedInProduction, Settings, get_settings
 
 
@@ -118,18 +122,36 @@ def cmd_seed(args: argparse.Namespace) -> None:
     asyncio.run(seed(get_settings()))
 
 
+def _password(args: argparse.Namespace) -> str:
+    """``--password P``, or a prompt (twice) on a terminal, or the first line of stdin: a
+    password given as an argument is visible to every user of the machine (``ps``)."""
+    if args.password is not None:
+        return str(args.password)
+    if sys.stdin.isatty():
+        first = getpass.getpass("password: ")
+        if getpass.getpass("again: ") != first:
+            raise SystemExit("haot: the passwords differ")
+        return first
+    return sys.stdin.readline().rstrip("\r\n")
+
+
 def cmd_create_user(args: argparse.Namespace) -> None:
     from haot.bootstrap import build_platform
     from haot.identity.schemas import SignUp
     from haot.platform.auth import Role
 
+    settings = get_settings()  # a configuration error is reported as one before the prompt
+    password = _password(args)
+    try:
+        sign_up = SignUp(email=args.email, password=password, name=args.name or args.email)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        raise SystemExit(f"haot: {problems}") from None
+
     async def run() -> None:
-        platform = build_platform(get_settings(), contexts=("identity",))
+        platform = build_platform(settings, contexts=("identity",))
         try:
-            user = await platform.services["identity"].create_user(
-                SignUp(email=args.email, password=args.password, name=args.name or args.email),
-                Role(args.role),
-            )
+            user = await platform.services["identity"].create_user(sign_up, Role(args.role))
             print(f"created {user.role} {user.email} ({user.id})")
         finally:
             await platform.stop()
@@ -137,8 +159,35 @@ def cmd_create_user(args: argparse.Namespace) -> None:
     asyncio.run(run())
 
 
+def cmd_jobs_run(args: argparse.Namespace) -> None:
+    """Run one job now, as ``POST /admin/jobs/{name}/run`` does, and print its result."""
+    from haot.bootstrap import build_platform
+    from haot.platform.jobs import parse_as_of
+
+    settings = get_settings()
+    if args.as_of and settings.env == "production":
+        raise SystemExit("haot: --as-of is not accepted in production")
+
+    async def run() -> None:
+        platform = build_platform(settings)
+        try:
+            await platform.start()
+            result = await platform.jobs.run(
+                args.name, as_of=parse_as_of(args.as_of), dry_run=args.dry_run
+            )
+            print(json.dumps(result, default=str, sort_keys=True))
+        finally:
+            await platform.stop()
+
+    try:
+        asyncio.run(run())
+    except HaotError as exc:
+        raise SystemExit(f"haot: {exc.detail}") from None
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="haot", description="haot accommodation booking platform")
+    parser.add_argument("--version", action="version", version=f"haot {_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     serve = sub.add_parser("serve", help="serve the HTTP API and web pages")
@@ -162,11 +211,29 @@ def build_parser() -> argparse.ArgumentParser:
 
     create = sub.add_parser("create-user", help="create an account of any role")
     create.add_argument("--email", required=True)
-    create.add_argument("--password", required=True)
+    create.add_argument("--password", help="else asked for (terminal) or read from stdin")
     create.add_argument("--name")
     create.add_argument("--role", default="USER", choices=["USER", "HOST", "ADMIN"])
     create.set_defaults(func=cmd_create_user)
+
+    jobs = sub.add_parser("jobs", help="scheduled jobs")
+    jobs_sub = jobs.add_subparsers(dest="jobs_command", required=True)
+    jobs_run = jobs_sub.add_parser("run", help="run one job now and print its result")
+    jobs_run.add_argument(
+        "name",
+        help="expire-holds, complete-stays, expire-points, reconcile-payments, reconcile-coupons",
+    )
+    jobs_run.add_argument("--as-of", help="ISO 8601 date or timestamp (not in production)")
+    jobs_run.add_argument("--dry-run", action="store_true")
+    jobs_run.set_defaults(func=cmd_jobs_run)
     return parser
+
+
+def _version() -> str:
+    try:
+        return importlib.metadata.version("haot")
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"
 
 
 def configuration_errors(exc: ValidationError) -> list[str]:
@@ -190,6 +257,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     except RefusedInProduction as exc:
         print(f"haot: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
+    except HaotError as exc:  # a refusal of the domain's (weak password, email taken, ...)
+        print(f"haot: {exc.detail}", file=sys.stderr)
+        raise SystemExit(1) from None
 
 
 if __name__ == "__main__":

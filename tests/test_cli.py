@@ -1,0 +1,92 @@
+"""The command line as an operator uses it: version, accounts without a password in ``ps``, and
+jobs run by hand (issue 11, item 16)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from haot.platform.settings import TEST_JWT_SECRET
+
+
+def haot(
+    *args: str, database: Path, stdin: str = "", **env: str
+) -> subprocess.CompletedProcess[str]:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("HAOT_")}
+    return subprocess.run(
+        [sys.executable, "-m", "haot.cli", *args],
+        env={
+            **clean,
+            "HAOT_DATABASE_URL": f"sqlite+aiosqlite:///{database}",
+            "HAOT_JWT_SECRET": TEST_JWT_SECRET,
+            "HAOT_LOG_LEVEL": "WARNING",
+            **env,
+        },
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        cwd=database.parent,
+    )
+
+
+@pytest.fixture
+def database(tmp_path: Path) -> Path:
+    path = tmp_path / "haot.db"
+    migrated = haot("migrate", database=path)
+    assert migrated.returncode == 0, migrated.stderr
+    return path
+
+
+def test_version(tmp_path: Path) -> None:
+    result = haot("--version", database=tmp_path / "unused.db")
+    assert result.returncode == 0
+    assert result.stdout.strip().startswith("haot ")
+
+
+def test_create_user_reads_the_password_from_stdin(database: Path) -> None:
+    created = haot(
+        "create-user",
+        "--email",
+        "ops@haot.example",
+        "--role",
+        "ADMIN",
+        database=database,
+        stdin="a-long-enough-passphrase-42\n",
+    )
+    assert created.returncode == 0, created.stderr
+    assert "created ADMIN ops@haot.example" in created.stdout
+    again = haot(
+        "create-user", "--email", "ops@haot.example", database=database, stdin="other-pass-123\n"
+    )
+    assert again.returncode == 1
+    assert again.stderr.startswith("haot: ")
+    assert "Traceback" not in again.stderr
+    weak = haot("create-user", "--email", "x@haot.example", database=database, stdin="short\n")
+    assert weak.returncode == 1
+    assert weak.stderr.strip() == "haot: Password must be at least 10 characters"
+
+
+def test_jobs_run_prints_the_result_and_refuses_unknown_jobs(database: Path) -> None:
+    ran = haot("jobs", "run", "expire-holds", "--as-of", "2030-01-01", database=database)
+    assert ran.returncode == 0, ran.stderr
+    assert json.loads(ran.stdout.strip().splitlines()[-1]) == {"expired": 0}
+    unknown = haot("jobs", "run", "make-coffee", database=database)
+    assert unknown.returncode != 0
+    assert "unknown job 'make-coffee'" in unknown.stderr
+
+
+def test_a_configuration_error_is_one_line(tmp_path: Path) -> None:
+    result = haot(
+        "migrate", database=tmp_path / "x.db", HAOT_MAX_PENDING_RESERVATIONS_PER_USER="1000"
+    )
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("haot: configuration error: HAOT_MAX_PENDING_RESERVATIONS_PER_USER")
