@@ -5,9 +5,11 @@ from __future__ import annotations
 import hmac
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
 from starlette.requests import Request
 from starlette.responses import Response
@@ -115,7 +117,61 @@ def create_app(
         app.add_middleware(DirectRoutesMiddleware, routes=routes)
     app.add_middleware(IdempotencyMiddleware)
     app.add_middleware(RequestContextMiddleware)
+    if origins := settings.cors_origin_list:
+        # Outermost: a preflight is answered before anything else looks at the request.
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=origins,
+            allow_credentials=True,
+            allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
+            allow_headers=["Authorization", "Content-Type", "Idempotency-Key", "X-Request-ID"],
+            expose_headers=["Retry-After", "X-Request-ID", "Idempotent-Replayed", "Location"],
+            max_age=600,
+        )
+    app.openapi = lambda: _openapi_with_idempotency_keys(app)  # type: ignore[method-assign]
     return app
+
+
+_WRITES = ("post", "put", "patch", "delete")
+
+
+def _openapi_with_idempotency_keys(app: FastAPI) -> dict[str, Any]:
+    """FastAPI's document, plus the Idempotency-Key header on every write (the middleware
+    accepts it on all of them, so every write documents it)."""
+    if app.openapi_schema is None:
+        schema = get_openapi(
+            title=app.title,
+            version=app.version,
+            description=app.description,
+            routes=app.routes,
+        )
+        for path, operations in schema.get("paths", {}).items():
+            if not path.startswith("/api/"):
+                continue
+            for method, operation in operations.items():
+                if method not in _WRITES:
+                    continue
+                parameters = operation.setdefault("parameters", [])
+                if not any(
+                    p.get("in") == "header" and p.get("name", "").lower() == "idempotency-key"
+                    for p in parameters
+                ):
+                    parameters.append(IDEMPOTENCY_KEY_PARAMETER)
+        app.openapi_schema = schema
+    return app.openapi_schema
+
+
+IDEMPOTENCY_KEY_PARAMETER: dict[str, Any] = {
+    "name": "Idempotency-Key",
+    "in": "header",
+    "required": False,
+    "description": (
+        "Retry-safe writes (Stripe semantics): the same key and body replay the stored answer "
+        "(Idempotent-Replayed: true); the same key with another body is 422; while the first "
+        "request runs, 409."
+    ),
+    "schema": {"type": "string", "minLength": 1, "maxLength": 255},
+}
 
 
 def _fake_portone(settings: Settings) -> FakePortOne | None:

@@ -111,3 +111,47 @@ def test_haot_serve_derives_the_public_base_url_only_when_unset(
         assert os.environ["HAOT_PUBLIC_BASE_URL"] == expected
     finally:
         get_settings.cache_clear()
+
+
+def development(**overrides: Any) -> Settings:
+    return Settings(  # type: ignore[call-arg]
+        _env_file=None, env="development", jwt_secret=TEST_JWT_SECRET, **overrides
+    )
+
+
+async def test_openapi_declares_the_bearer_scheme_and_idempotency_keys() -> None:
+    document = (await get(development(), "/openapi.json")).json()
+    schemes = document["components"]["securitySchemes"]
+    assert {"type": "http", "scheme": "bearer"}.items() <= schemes["HTTPBearer"].items()
+    me = document["paths"]["/api/v1/users/me"]["get"]
+    assert {"HTTPBearer": []} in me["security"]
+
+    def keys(path: str, method: str) -> list[dict[str, Any]]:
+        parameters = document["paths"][path][method].get("parameters", [])
+        return [p for p in parameters if p["name"].lower() == "idempotency-key"]
+
+    assert len(keys("/api/v1/reservations", "post")) == 1  # declared by the route itself
+    assert len(keys("/api/v1/host/lodgings", "post")) == 1  # added for every write
+    assert keys("/api/v1/lodgings", "get") == []
+
+
+async def test_cors_answers_configured_origins_only() -> None:
+    preflight = {
+        "origin": "https://app.haot.example",
+        "access-control-request-method": "POST",
+        "access-control-request-headers": "authorization,idempotency-key",
+    }
+    settings = development(cors_origins="https://app.haot.example, https://admin.haot.example")
+    transport = httpx.ASGITransport(app=create_app(settings))
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        allowed = await client.options("/api/v1/reservations", headers=preflight)
+        refused = await client.options(
+            "/api/v1/reservations", headers={**preflight, "origin": "https://evil.example"}
+        )
+    assert allowed.status_code == 200
+    assert allowed.headers["access-control-allow-origin"] == "https://app.haot.example"
+    assert "idempotency-key" in allowed.headers["access-control-allow-headers"].lower()
+    assert "access-control-allow-origin" not in refused.headers
+    # Without configuration no origin is allowed at all.
+    plain = await get(development(), "/healthz", origin="https://app.haot.example")
+    assert "access-control-allow-origin" not in plain.headers

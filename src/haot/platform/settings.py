@@ -112,6 +112,12 @@ class Settings(BaseSettings):
     # ``/openapi.json``: on by default outside production, off in production unless set true.
     metrics_token: str = ""
     api_docs: bool | None = None
+    # Browser origins allowed to call the API from other sites (comma-separated; empty: none).
+    cors_origins: str = ""
+
+    @property
+    def cors_origin_list(self) -> list[str]:
+        return [origin.strip() for origin in self.cors_origins.split(",") if origin.strip()]
 
     @property
     def api_docs_enabled(self) -> bool:

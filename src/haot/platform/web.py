@@ -7,7 +7,8 @@ import uuid
 from collections.abc import Callable, Iterable
 from typing import Annotated, Any, Generic, TypeVar
 
-from fastapi import Depends, Query, Request
+from fastapi import Depends, Query, Request, Security
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel
 
 from haot.platform.auth import Principal, Role
@@ -54,7 +55,15 @@ async def authenticate(platform: Platform, authorization: str | None) -> Princip
     return principal
 
 
-async def optional_principal(request: Request) -> Principal | None:
+# Declares the bearer scheme in OpenAPI (the Authorize button of /docs); ``authenticate`` still
+# reads and judges the header itself.
+bearer_scheme = HTTPBearer(auto_error=False, description="An access token from POST /auth/login")
+
+
+async def optional_principal(
+    request: Request,
+    _: Annotated[HTTPAuthorizationCredentials | None, Security(bearer_scheme)] = None,
+) -> Principal | None:
     principal = await authenticate(get_platform(request), request.headers.get("authorization"))
     if principal is not None:
         request.state.principal = principal
