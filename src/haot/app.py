@@ -16,12 +16,14 @@ from starlette.responses import Response
 
 from haot.bootstrap import api_routers, build_platform, direct_routes
 from haot.payment.gateway import PaymentGateway
+from haot.platform.body_limit import BodyLimitMiddleware
 from haot.platform.direct import DirectRoutesMiddleware
 from haot.platform.idempotency import IdempotencyMiddleware
 from haot.platform.metrics import render_metrics
 from haot.platform.observability import RequestContextMiddleware, configure_logging
 from haot.platform.problems import install_problem_handlers
 from haot.platform.settings import CONTEXTS, Settings, get_settings
+from haot.platform.web import API_PREFIX
 
 if TYPE_CHECKING:
     from haot.fake_portone import FakePortOne
@@ -116,6 +118,11 @@ def create_app(
     if routes := direct_routes(contexts):
         app.add_middleware(DirectRoutesMiddleware, routes=routes)
     app.add_middleware(IdempotencyMiddleware)
+    app.add_middleware(
+        BodyLimitMiddleware,
+        max_bytes=settings.max_body_bytes,
+        per_path={f"{API_PREFIX}/webhooks/portone": settings.webhook_max_body_bytes},
+    )
     app.add_middleware(RequestContextMiddleware)
     if origins := settings.cors_origin_list:
         # Outermost: a preflight is answered before anything else looks at the request.

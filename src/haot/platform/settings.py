@@ -112,6 +112,10 @@ class Settings(BaseSettings):
     # ``/openapi.json``: on by default outside production, off in production unless set true.
     metrics_token: str = ""
     api_docs: bool | None = None
+    # Request bodies: the largest any route accepts, and the PortOne webhook's (checked before
+    # its signature is).
+    max_body_bytes: int = Field(default=1024 * 1024, ge=1024, le=64 * 1024 * 1024)
+    webhook_max_body_bytes: int = Field(default=64 * 1024, ge=1024, le=1024 * 1024)
     # Browser origins allowed to call the API from other sites (comma-separated; empty: none).
     cors_origins: str = ""
 
