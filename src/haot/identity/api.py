@@ -52,10 +52,16 @@ async def sign_up(
     return await identity.sign_up(body)
 
 
+# Token answers are credentials: never cached, and never kept by Idempotency-Key storage
+# (RFC 6749 section 5.1; the middleware skips answers marked no-store).
+NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+
+
 @router.post("/auth/login", response_model=TokenPair, responses=problems(401, 422, 429))
 async def log_in(
-    body: LogIn, identity: Identity, platform: PlatformDep, request: Request
+    body: LogIn, identity: Identity, platform: PlatformDep, request: Request, response: Response
 ) -> TokenPair:
+    response.headers.update(NO_STORE)
     settings = platform.settings
     await platform.rate_limiter.hit(
         "login-ip", _client_ip(request), Rate(settings.login_ip_rate_per_minute, 60)
@@ -67,7 +73,8 @@ async def log_in(
 
 
 @router.post("/auth/refresh", response_model=TokenPair, responses=problems(401, 422))
-async def refresh(body: RefreshRequest, identity: Identity) -> TokenPair:
+async def refresh(body: RefreshRequest, identity: Identity, response: Response) -> TokenPair:
+    response.headers.update(NO_STORE)
     return await identity.refresh(body.refresh_token)
 
 

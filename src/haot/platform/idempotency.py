@@ -30,7 +30,6 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, a
 from sqlalchemy.orm import Mapped, mapped_column
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from haot.platform.auth import TokenSigner
 from haot.platform.clock import utcnow
 from haot.platform.db import Base, UtcDateTime
 from haot.platform.errors import (
@@ -251,15 +250,18 @@ _FINISH = (
 )
 
 
-def _caller_scope(scope: Scope, headers: dict[bytes, bytes], signer: TokenSigner) -> str:
-    """The subject of a verified bearer token, else the client address. An unverified subject
-    must never pick the scope: a replay answers without running the route, so a forged token
-    naming another user would read that user's stored answer."""
+async def _caller_scope(scope: Scope, headers: dict[bytes, bytes], platform: Any) -> str:
+    """The subject of a verified, unrevoked bearer token, else the client address. An unverified
+    subject must never pick the scope: a replay answers without running the route, so a forged
+    token naming another user would read that user's stored answer, and a revoked one (log-out
+    everywhere, password change, deactivation) would still read its own."""
     auth = headers.get(b"authorization", b"").decode("latin-1")
     scheme, _, token = auth.partition(" ")
     if scheme.lower() == "bearer" and token.strip():
         try:
-            return f"user:{signer.verify(token.strip()).user_id}"
+            principal = platform.signer.verify(token.strip())
+            if not await platform.revocations.is_revoked(principal):
+                return f"user:{principal.user_id}"
         except HaotError:
             pass  # the route answers 401 itself; until then the caller is anonymous
     client = scope.get("client")
@@ -313,7 +315,7 @@ class IdempotencyMiddleware:
 
         platform: Any = scope["app"].state.platform
         store: IdempotencyStore = platform.idempotency
-        caller = _caller_scope(scope, headers, platform.signer)
+        caller = await _caller_scope(scope, headers, platform)
         claimed = await store.begin(caller, key, fingerprint)
         if isinstance(claimed, IdempotencyRecord):
             await _replay(claimed, send)
