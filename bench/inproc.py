@@ -26,7 +26,8 @@ from typing import Any
 import httpx
 from asgi_lifespan import LifespanManager
 
-from bench.run import CLAIM_ROUTE, Backends
+from bench.claims import CLAIM_ROUTE
+from bench.harness import Backends
 from haot.app import create_app
 from haot.platform.auth import Role, TokenSigner
 from haot.platform.settings import Settings

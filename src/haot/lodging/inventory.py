@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import cast
 
-from sqlalchemy import Table, bindparam, select, update
+from sqlalchemy import ColumnElement, Select, Table, bindparam, select, update
+from sqlalchemy.orm import aliased
 
 from haot.lodging.domain import RefundRule, nights_of, stay_problem
 from haot.lodging.errors import InvalidStay, LodgingNotFound, RoomTypeNotFound
@@ -297,8 +298,9 @@ class Inventory:
             update(Night)
             .where(
                 Night.room_type_id == hold.room_type_id,
-                Night.date >= hold.check_in,
-                Night.date < hold.check_out,
+                Night.date.in_(
+                    _nights_in_date_order(hold.room_type_id, hold.check_in, hold.check_out)
+                ),
             )
             .values(**values)
             .execution_options(synchronize_session=False)
@@ -362,6 +364,37 @@ def _stay_quote(
 
 _HOLDS = cast(Table, Hold.__table__)
 
+
+def _nights_in_date_order(
+    room_type_id: ColumnElement[uuid.UUID] | uuid.UUID,
+    start: ColumnElement[date] | date,
+    end: ColumnElement[date] | date,
+    *,
+    bookable_for: ColumnElement[int] | None = None,
+) -> Select[date]:
+    """The dates of one room type's nights in [start, end), locked in date order; with
+    ``bookable_for`` (a stay length), only nights open, with a free room, that allow the length.
+
+    Every statement that changes several nights of a stay takes its rows through this: a plain
+    multi-row UPDATE locks rows in whatever order its plan visits them (a bitmap heap scan goes
+    by physical position, which updates keep moving), so two overlapping stays could each hold a
+    night the other waits for: a deadlock, answered 500. Locked in date order, they queue."""
+    locked = aliased(Night, name="locked")
+    guards: list[ColumnElement[bool]] = [
+        locked.room_type_id == room_type_id,
+        locked.date >= start,
+        locked.date < end,
+    ]
+    if bookable_for is not None:
+        guards += [
+            locked.closed.is_(False),
+            locked.held + locked.sold < locked.total,
+            locked.min_stay <= bookable_for,
+            locked.max_stay >= bookable_for,
+        ]
+    return select(locked.date).where(*guards).order_by(locked.date).with_for_update()
+
+
 # Built once: statements are the same for every hold, only their parameters change.
 _ROOM_AND_LODGING = (
     select(RoomType, Lodging)
@@ -376,12 +409,16 @@ _TAKE_A_ROOM = (
     update(Night)
     .where(
         Night.room_type_id == bindparam("p_room_type_id"),
-        Night.date >= bindparam("p_check_in"),
-        Night.date < bindparam("p_check_out"),
-        Night.closed.is_(False),
+        Night.date.in_(
+            _nights_in_date_order(
+                bindparam("p_room_type_id"),
+                bindparam("p_check_in"),
+                bindparam("p_check_out"),
+                bookable_for=bindparam("p_length"),
+            )
+        ),
+        # Checked again on the row being changed; the CHECK constraints back it too.
         Night.held + Night.sold < Night.total,
-        Night.min_stay <= bindparam("p_length"),
-        Night.max_stay >= bindparam("p_length"),
     )
     .values(held=Night.held + 1)
     .returning(Night.date, Night.price)

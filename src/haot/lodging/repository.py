@@ -115,9 +115,17 @@ class LodgingRepository:
         room_type_id: uuid.UUID | None = None,
         lodging_id: uuid.UUID | None = None,
     ) -> None:
-        statement = update(Night).where(Night.date >= today).values(closed=True)
+        guards = [Night.date >= today]
         if room_type_id is not None:
-            statement = statement.where(Night.room_type_id == room_type_id)
+            guards.append(Night.room_type_id == room_type_id)
         if lodging_id is not None:
-            statement = statement.where(Night.lodging_id == lodging_id)
-        await self.session.execute(statement)
+            guards.append(Night.lodging_id == lodging_id)
+        # Locked in the order holds lock them (room type, then date) before the UPDATE, whose
+        # plan may visit rows in any order: a concurrent hold then queues instead of deadlocking.
+        await self.session.execute(
+            select(Night.room_type_id)
+            .where(*guards)
+            .order_by(Night.room_type_id, Night.date)
+            .with_for_update()
+        )
+        await self.session.execute(update(Night).where(*guards).values(closed=True))
