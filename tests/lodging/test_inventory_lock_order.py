@@ -129,7 +129,7 @@ async def test_overlapping_holds_confirms_and_releases_never_deadlock(
     outcomes: Counter[str] = Counter()
 
     async def guest(seed: int) -> None:
-        rng = random.Random(seed)  # noqa: S311 (test data)
+        rng = random.Random(seed)
         for _ in range(ROUNDS):
             length = rng.randint(2, 5)
             start = FIRST + timedelta(days=rng.randint(0, NIGHTS - length))
