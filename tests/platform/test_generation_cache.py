@@ -234,3 +234,118 @@ async def test_a_bounded_entry_is_invalidated_like_any_other(cache: GenerationCa
 def test_a_ttl_must_be_positive(namespace: str) -> None:
     with pytest.raises(ValueError, match="positive"):
         GenerationCache(aioredis.Redis(), namespace=namespace, ttl=timedelta(0))
+
+
+def count_reads(cache: GenerationCache, wanted: int) -> asyncio.Event:
+    """An event set once ``wanted`` cache reads have returned: each reader then goes on, without
+    yielding, to load or to wait for the load in flight, so the test knows every reader is
+    past its miss without sleeping for it."""
+    done = asyncio.Event()
+    reads = 0
+    original = cache._read
+
+    async def counted(key: str, scope: str | None) -> tuple[str, str | None]:
+        nonlocal reads
+        answer = await original(key, scope)
+        reads += 1
+        if reads >= wanted:
+            done.set()
+        return answer
+
+    cache._read = counted  # type: ignore[method-assign]
+    return done
+
+
+async def test_concurrent_misses_of_one_entry_load_it_once(cache: GenerationCache) -> None:
+    """An entry that expires under load must not send every request in flight to the database."""
+    source = Source()
+    release = asyncio.Event()
+    all_missed = count_reads(cache, 20)
+
+    async def slow_load() -> str:
+        source.loads += 1
+        await release.wait()
+        return f"page {source.loads}"
+
+    readers = [
+        asyncio.create_task(cache.get_text_or_load("page", slow_load, params="q"))
+        for _ in range(20)
+    ]
+    await all_missed.wait()
+    release.set()
+    assert await asyncio.gather(*readers) == ["page 1"] * 20
+    assert source.loads == 1
+
+
+async def test_a_failed_load_fails_its_waiters_and_the_next_miss_loads_again(
+    cache: GenerationCache,
+) -> None:
+    release = asyncio.Event()
+    calls = 0
+    all_missed = count_reads(cache, 5)
+
+    async def failing_load() -> str:
+        nonlocal calls
+        calls += 1
+        await release.wait()
+        raise RuntimeError("database down")
+
+    readers = [
+        asyncio.create_task(cache.get_text_or_load("page", failing_load, params="q"))
+        for _ in range(5)
+    ]
+    await all_missed.wait()
+    release.set()
+    outcomes = await asyncio.gather(*readers, return_exceptions=True)
+    assert all(isinstance(o, RuntimeError) for o in outcomes)
+    assert calls == 1
+
+    async def good_load() -> str:
+        return "fresh"
+
+    assert await cache.get_text_or_load("page", good_load, params="q") == "fresh"
+
+
+async def test_waiters_load_for_themselves_when_the_loading_caller_is_cancelled(
+    cache: GenerationCache,
+) -> None:
+    started = asyncio.Event()
+
+    async def never_finishes() -> str:
+        started.set()
+        await asyncio.Event().wait()
+        return "unreachable"
+
+    async def quick() -> str:
+        return "loaded by the waiter"
+
+    both_missed = count_reads(cache, 2)
+    leader = asyncio.create_task(cache.get_text_or_load("page", never_finishes, params="q"))
+    await started.wait()
+    waiter = asyncio.create_task(cache.get_text_or_load("page", quick, params="q"))
+    await both_missed.wait()  # the waiter now waits for the leader's load
+    leader.cancel()
+    assert await waiter == "loaded by the waiter"
+    with pytest.raises(asyncio.CancelledError):
+        await leader
+
+
+async def test_a_reader_of_a_newer_generation_does_not_wait_for_an_older_load(
+    cache: GenerationCache,
+) -> None:
+    release = asyncio.Event()
+
+    async def old_load() -> str:
+        await release.wait()
+        return "old"
+
+    async def new_load() -> str:
+        return "new"
+
+    first_missed = count_reads(cache, 1)
+    old_reader = asyncio.create_task(cache.get_text_or_load("page", old_load, params="q"))
+    await first_missed.wait()  # its load of the old generation is in flight
+    await cache.invalidate()
+    assert await cache.get_text_or_load("page", new_load, params="q") == "new"
+    release.set()
+    assert await old_reader == "old"

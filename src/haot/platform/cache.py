@@ -10,12 +10,18 @@ A generation covers a whole namespace (``scope=None``) or one scope in it (a use
 generation key and the scope's entries share the Redis Cluster hash tag ``{scope}``, so they live
 on one shard.
 
+Concurrent misses of one entry in one process load it once: the first caller loads, the others
+wait for its answer (single flight). Without that, an entry that expires under load (a popular
+search, every 30 s) sends every request in flight to the database at once, and the slowest page
+of the site is computed dozens of times in a burst.
+
 Entries end after the TTL. A value that changes by itself at a known instant (a point lot
 expiring) is stored with that instant and never served past it (``get_or_load_bounded``).
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
@@ -26,6 +32,7 @@ from pydantic import BaseModel
 from haot.platform.redis import Redis, as_text
 
 M = TypeVar("M", bound=BaseModel)
+T = TypeVar("T")
 
 
 class _Bounded(BaseModel):
@@ -46,6 +53,40 @@ class GenerationCache:
         self._redis = redis
         self._namespace = namespace
         self._ttl = ttl
+        # (entry key, generation) → the load in flight; its generation is part of the key, so a
+        # reader of a newer generation never waits for a load of the older one.
+        self._loading: dict[tuple[str, str], asyncio.Future[Any]] = {}
+
+    async def _load_once(self, key: str, generation: str, load: Callable[[], Awaitable[T]]) -> T:
+        """``load()``, shared by every caller missing (``key``, ``generation``) meanwhile."""
+        flight = (key, generation)
+        pending = self._loading.get(flight)
+        if pending is not None:
+            try:
+                result: T = await asyncio.shield(pending)
+                return result
+            except asyncio.CancelledError:
+                task = asyncio.current_task()
+                if not pending.cancelled() or (task is not None and task.cancelling()):
+                    raise
+                # The loading caller went away (its client hung up): load for ourselves.
+                return await self._load_once(key, generation, load)
+        future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        self._loading[flight] = future
+        try:
+            value = await load()
+        except asyncio.CancelledError:
+            future.cancel()
+            raise
+        except BaseException as exc:
+            future.set_exception(exc)
+            future.exception()  # retrieved: no "never retrieved" warning when nobody waited
+            raise
+        else:
+            future.set_result(value)
+            return value
+        finally:
+            del self._loading[flight]
 
     def _generation_key(self, scope: str | None) -> str:
         # The names the lodging and point caches used before they shared this class: instances
@@ -100,9 +141,13 @@ class GenerationCache:
         generation, payload = await self._read(key, scope)
         if payload is not None:
             return payload
-        text = await load()
-        await self._store(key, generation, text, self._ttl)
-        return text
+
+        async def load_and_store() -> str:
+            text = await load()
+            await self._store(key, generation, text, self._ttl)
+            return text
+
+        return await self._load_once(key, generation, load_and_store)
 
     async def get_or_load(
         self,
@@ -119,9 +164,13 @@ class GenerationCache:
         generation, payload = await self._read(key, scope)
         if payload is not None:
             return model.model_validate_json(payload)
-        value = await load()
-        await self._store(key, generation, value.model_dump_json(), self._ttl)
-        return value
+
+        async def load_and_store() -> M:
+            value = await load()
+            await self._store(key, generation, value.model_dump_json(), self._ttl)
+            return value
+
+        return await self._load_once(key, generation, load_and_store)
 
     async def get_or_load_bounded(
         self,
