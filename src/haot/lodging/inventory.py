@@ -9,12 +9,12 @@ by the reservation id and idempotent, so the saga may retry or compensate blindl
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from typing import cast
+from typing import Protocol, cast
 
 from sqlalchemy import ColumnElement, Select, Table, bindparam, select, update
-from sqlalchemy.orm import aliased
 
 from haot.lodging.domain import RefundRule, nights_of, stay_problem
 from haot.lodging.errors import InvalidStay, LodgingNotFound, RoomTypeNotFound
@@ -111,19 +111,22 @@ class Inventory:
         if lock:
             statement = statement.with_for_update()
         nights = list((await session.scalars(statement)).all())
-        stay_length = (check_out - check_in).days
-        if [n.date for n in nights] != nights_of(check_in, check_out):
-            raise SoldOut("Some nights of the stay are not open")
-        taken = taken or set()
-        for night in nights:
-            free = night.total - night.held - night.sold + (1 if night.date in taken else 0)
-            if night.closed or free < 1:
-                raise SoldOut(f"{night.date} is sold out")
-            if not night.min_stay <= stay_length <= night.max_stay:
-                raise InvalidStay(
-                    f"{night.date} needs a stay of {night.min_stay} to {night.max_stay} nights"
-                )
+        _check_nights(nights, check_in, check_out, taken or set())
         return lodging, room_type, nights
+
+    @staticmethod
+    async def _why_not(
+        uow: UnitOfWork, room_type_id: uuid.UUID, check_in: date, check_out: date, taken: set[date]
+    ) -> None:
+        """Raises the error naming the night that stopped a hold, from the nights as they are
+        now (plain rows: no ORM objects for an answer that is a refusal)."""
+        rows = (
+            await uow.session.execute(
+                _NIGHTS_OF_STAY,
+                {"p_room_type_id": room_type_id, "p_check_in": check_in, "p_check_out": check_out},
+            )
+        ).all()
+        _check_nights(rows, check_in, check_out, taken)
 
     @staticmethod
     def _quote(lodging: Lodging, room_type: RoomType, nights: list[Night]) -> StayQuote:
@@ -199,19 +202,13 @@ class Inventory:
                 )
             ).all()
             if len(taken) != length:
-                if await session.get(Hold, reservation_id) is not None:
+                if (await session.execute(_HOLD_EXISTS, {"p_id": reservation_id})).first():
                     # Its own earlier hold may have taken the last room: answer from that.
                     raise _HeldBefore(joined=uow.joined)
                 # Why not? The nights as they are now (this transaction's partial UPDATE rolls
                 # back with it: the caller's unit of work never commits after an exception).
-                await self._stay(
-                    uow,
-                    room_type_id,
-                    check_in,
-                    check_out,
-                    guests,
-                    lock=False,
-                    taken={row.date for row in taken},
+                await self._why_not(
+                    uow, room_type_id, check_in, check_out, {row.date for row in taken}
                 )
                 raise SoldOut()
             now = utcnow()
@@ -327,6 +324,35 @@ class Inventory:
         return changed
 
 
+class _NightState(Protocol):
+    date: date
+    total: int
+    held: int
+    sold: int
+    closed: bool
+    min_stay: int
+    max_stay: int
+
+
+def _check_nights(
+    nights: Sequence[_NightState], check_in: date, check_out: date, taken: set[date]
+) -> None:
+    """Raises the error naming the first night that cannot be had. ``taken``: nights on which
+    this transaction already took one room (not counted against availability, so the error
+    names the night that really is the problem)."""
+    stay_length = (check_out - check_in).days
+    if [n.date for n in nights] != nights_of(check_in, check_out):
+        raise SoldOut("Some nights of the stay are not open")
+    for night in nights:
+        free = night.total - night.held - night.sold + (1 if night.date in taken else 0)
+        if night.closed or free < 1:
+            raise SoldOut(f"{night.date} is sold out")
+        if not night.min_stay <= stay_length <= night.max_stay:
+            raise InvalidStay(
+                f"{night.date} needs a stay of {night.min_stay} to {night.max_stay} nights"
+            )
+
+
 def _check_party_and_length(
     lodging: Lodging, room_type: RoomType, check_in: date, check_out: date, guests: int
 ) -> None:
@@ -365,6 +391,9 @@ def _stay_quote(
 _HOLDS = cast(Table, Hold.__table__)
 
 
+_NIGHTS = cast(Table, Night.__table__)
+
+
 def _nights_in_date_order(
     room_type_id: ColumnElement[uuid.UUID] | uuid.UUID,
     start: ColumnElement[date] | date,
@@ -379,7 +408,7 @@ def _nights_in_date_order(
     multi-row UPDATE locks rows in whatever order its plan visits them (a bitmap heap scan goes
     by physical position, which updates keep moving), so two overlapping stays could each hold a
     night the other waits for: a deadlock, answered 500. Locked in date order, they queue."""
-    locked = aliased(Night, name="locked")
+    locked = _NIGHTS.alias("locked").c
     guards: list[ColumnElement[bool]] = [
         locked.room_type_id == room_type_id,
         locked.date >= start,
@@ -405,11 +434,31 @@ _ROOM_AND_LODGING = (
         Lodging.deleted_at.is_(None),
     )
 )
-_TAKE_A_ROOM = (
-    update(Night)
+_HOLD_EXISTS = select(_HOLDS.c.reservation_id).where(_HOLDS.c.reservation_id == bindparam("p_id"))
+_NIGHTS_OF_STAY = (
+    select(
+        _NIGHTS.c.date,
+        _NIGHTS.c.total,
+        _NIGHTS.c.held,
+        _NIGHTS.c.sold,
+        _NIGHTS.c.closed,
+        _NIGHTS.c.min_stay,
+        _NIGHTS.c.max_stay,
+    )
     .where(
-        Night.room_type_id == bindparam("p_room_type_id"),
-        Night.date.in_(
+        _NIGHTS.c.room_type_id == bindparam("p_room_type_id"),
+        _NIGHTS.c.date >= bindparam("p_check_in"),
+        _NIGHTS.c.date < bindparam("p_check_out"),
+    )
+    .order_by(_NIGHTS.c.date)
+)
+# A Core statement on the table, not the ORM entity: the ORM's bulk-update path (session
+# synchronisation, compile state) cost more than the statement itself on the hottest write.
+_TAKE_A_ROOM = (
+    update(_NIGHTS)
+    .where(
+        _NIGHTS.c.room_type_id == bindparam("p_room_type_id"),
+        _NIGHTS.c.date.in_(
             _nights_in_date_order(
                 bindparam("p_room_type_id"),
                 bindparam("p_check_in"),
@@ -418,11 +467,10 @@ _TAKE_A_ROOM = (
             )
         ),
         # Checked again on the row being changed; the CHECK constraints back it too.
-        Night.held + Night.sold < Night.total,
+        _NIGHTS.c.held + _NIGHTS.c.sold < _NIGHTS.c.total,
     )
-    .values(held=Night.held + 1)
-    .returning(Night.date, Night.price)
-    .execution_options(synchronize_session=False)
+    .values(held=_NIGHTS.c.held + 1)
+    .returning(_NIGHTS.c.date, _NIGHTS.c.price)
 )
 
 
