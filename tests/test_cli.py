@@ -90,3 +90,24 @@ def test_a_configuration_error_is_one_line(tmp_path: Path) -> None:
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.stderr
     assert lines[0].startswith("haot: configuration error: HAOT_MAX_PENDING_RESERVATIONS_PER_USER")
+
+
+def test_serve_without_the_embedded_extra_says_what_to_install(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """fakeredis is the ``embedded`` extra: a deployment with a real Redis does not install it."""
+    from haot import cli
+    from haot.platform import redis as redis_module
+    from haot.platform.settings import get_settings
+
+    monkeypatch.setattr(redis_module, "embedded_redis_installed", lambda: False)
+    monkeypatch.setenv("HAOT_DATABASE_URL", f"sqlite+aiosqlite:///{tmp_path / 'x.db'}")
+    monkeypatch.setenv("HAOT_JWT_SECRET", TEST_JWT_SECRET)
+    monkeypatch.setenv("HAOT_REDIS_URL", "")
+    get_settings.cache_clear()
+    try:
+        with pytest.raises(SystemExit) as stopped:
+            cli.main(["serve", "--port", "1"])
+    finally:
+        get_settings.cache_clear()
+    assert "pip install 'haot[embedded]'" in str(stopped.value)

@@ -59,6 +59,7 @@ def create_app(
             fake_portone.bind(platform.redis)
             platform.services["fake_portone"] = fake_portone
         await platform.start()
+        await platform.warm_up()
         if in_process_workers:
             platform.start_workers()
         try:

@@ -62,17 +62,25 @@ def _wire_identity(platform: Platform) -> None:
 
 def _wire_lodging(platform: Platform) -> None:
     from haot.lodging.cache import LodgingCache
+    from haot.lodging.changes import ChangeFeed
     from haot.lodging.client import InProcessLodgingClient
     from haot.lodging.handlers import lodging_consumer
     from haot.lodging.inventory import Inventory
+    from haot.lodging.offers import OfferIndex
     from haot.lodging.search import LodgingSearch
     from haot.lodging.service import LodgingService
 
     uow = platform.uow_factory("lodging")
-    cache = LodgingCache(platform.redis)
+    feed = ChangeFeed(platform.redis)
+    cache = LodgingCache(platform.redis, feed=feed)
     platform.services["lodging"] = LodgingService(uow=uow, cache=cache)
-    platform.services["lodging.search"] = LodgingSearch(uow=uow, cache=cache)
-    inventory = Inventory(uow=uow)
+    offers = None
+    if platform.settings.search_index:
+        offers = OfferIndex(uow=uow, feed=feed, window_days=platform.settings.search_index_days)
+        platform.before_serving(offers.load)
+        platform.on_stop(offers.close)
+    platform.services["lodging.search"] = LodgingSearch(uow=uow, cache=cache, offers=offers)
+    inventory = Inventory(uow=uow, feed=feed)
     platform.services["lodging.client"] = InProcessLodgingClient(inventory)
     platform.register_consumer(lodging_consumer(uow, inventory))
 

@@ -40,12 +40,16 @@ def served_base_url(host: str, port: int) -> str:
 def cmd_serve(args: argparse.Namespace) -> None:
     import uvicorn
 
+    from haot.platform.redis import EMBEDDED_MISSING, embedded_redis_installed
+
     settings = get_settings()
     if "public_base_url" not in settings.model_fields_set:
         # Checkout links and the fake PortOne's webhooks must reach this very server.
         os.environ["HAOT_PUBLIC_BASE_URL"] = served_base_url(args.host, args.port)
         get_settings.cache_clear()
         settings = get_settings()
+    if settings.embedded_redis and not embedded_redis_installed():
+        raise SystemExit(f"haot: {EMBEDDED_MISSING}")
     if args.workers > 1 and settings.embedded_redis:
         raise SystemExit(
             "--workers > 1 needs a shared Redis (HAOT_REDIS_URL): the embedded one is per process"

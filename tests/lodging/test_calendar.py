@@ -4,10 +4,11 @@ rules, month reads, and the public calendar."""
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
+from datetime import date, timedelta
 from typing import Any
 
 import httpx
+import pytest
 
 from tests.lodging.factories import (
     API,
@@ -434,3 +435,25 @@ async def test_concurrent_openings_of_the_same_nights_never_fail_with_500(
     days = await _days(app_client, host, room_type_id, day(2), day(12))
     assert len(days) == 10
     assert len({d["price"] for d in days.values()}) == 1, "one request's prices, not a mix"
+
+
+async def test_shrinking_a_room_type_on_29_february_cuts_every_upcoming_night(
+    app_client: httpx.AsyncClient, host: Actor, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A leap day used to be a 500 (``today.replace(year=+2)``), and nights opened more than two
+    years ahead kept offering the rooms the room type no longer has."""
+    leap_day = date(2028, 2, 29)
+    monkeypatch.setattr("haot.lodging.service.seoul_today", lambda: leap_day)
+    lodging = await create_lodging(app_client, host)
+    room_type = await create_room_type(app_client, host, lodging["id"], total_rooms=3)
+    near, far = leap_day + timedelta(days=10), leap_day + timedelta(days=3 * 365)
+    for start in (near, far):
+        await open_calendar(app_client, host, room_type["id"], start, start + timedelta(days=2))
+
+    shrunk = await app_client.patch(
+        f"{API}/host/room-types/{room_type['id']}", json={"total_rooms": 1}, headers=host.headers
+    )
+    assert shrunk.status_code == 200, shrunk.text
+    for start in (near, far):
+        days = await _days(app_client, host, room_type["id"], start, start + timedelta(days=2))
+        assert [d["total"] for d in days.values()] == [1, 1], start

@@ -365,14 +365,9 @@ async def test_expired_keys_run_again_and_are_purged(
             .where(IdempotencyRecord.key == stale["Idempotency-Key"])
             .values(expires_at=utcnow() - timedelta(seconds=1))
         )
-    store = probe_app.state.platform.idempotency
-    stop = asyncio.Event()
-    purger = asyncio.create_task(store.run_purger(stop, interval_seconds=30))
-    for _ in range(100):
-        if await stored_keys(probe_app) == 1:
-            break
-        await asyncio.sleep(0.02)
-    stop.set()
-    await asyncio.wait_for(purger, 5)
+    jobs = probe_app.state.platform.jobs
+    assert await jobs.run("purge-idempotency", dry_run=True) == {"would_purge": 1}
+    assert await stored_keys(probe_app) == 2
+    assert await jobs.run("purge-idempotency") == {"purged": 1}
     assert await stored_keys(probe_app) == 1  # the live key stays
-    assert await store.purge_expired() == 0
+    assert await jobs.run("purge-idempotency") == {"purged": 0}

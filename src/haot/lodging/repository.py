@@ -79,17 +79,20 @@ class LodgingRepository:
         self,
         room_type_ids: Sequence[uuid.UUID],
         start: date,
-        end: date,
+        end: date | None,
         *,
         for_update: bool = False,
     ) -> Sequence[Night]:
+        """The nights in [start, end) (``end`` None: every night from ``start`` on)."""
         if not room_type_ids:
             return []
         statement = (
             select(Night)
-            .where(Night.room_type_id.in_(room_type_ids), Night.date >= start, Night.date < end)
+            .where(Night.room_type_id.in_(room_type_ids), Night.date >= start)
             .order_by(Night.room_type_id, Night.date)
         )
+        if end is not None:
+            statement = statement.where(Night.date < end)
         if for_update:
             statement = statement.with_for_update()
         return (await self.session.scalars(statement)).all()

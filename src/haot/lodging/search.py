@@ -21,6 +21,7 @@ from haot.lodging.cache import LodgingCache
 from haot.lodging.domain import month_range, stay_problem
 from haot.lodging.errors import InvalidStay, LodgingNotFound
 from haot.lodging.models import Lodging, LodgingAmenity, Night, RoomType
+from haot.lodging.offers import OfferIndex
 from haot.lodging.repository import LodgingRepository
 from haot.lodging.schemas import (
     LodgingDetail,
@@ -272,9 +273,12 @@ def _statements(shape: _Shape) -> tuple[Select[Any], Select[Any]]:
 
 
 class LodgingSearch:
-    def __init__(self, *, uow: UnitOfWorkFactory, cache: LodgingCache) -> None:
+    def __init__(
+        self, *, uow: UnitOfWorkFactory, cache: LodgingCache, offers: OfferIndex | None = None
+    ) -> None:
         self._uow = uow
         self._cache = cache
+        self._offers = offers
 
     async def search(self, query: SearchQuery) -> SearchPage:
         return SearchPage.model_validate_json(await self.search_json(query))
@@ -301,6 +305,16 @@ class LodgingSearch:
         return await self._cache.read_text("search", params=f"{seoul_today()}|{request_key}")
 
     async def _search(self, query: SearchQuery, today: date) -> SearchPage:
+        offers = self._offers
+        # Text and amenity filters are the SQL statements' alone; so are dates past the window.
+        if offers is not None and not query.q and not query.amenities:
+            if not offers.wanted(today):
+                await offers.catch_up()
+            if offers.covers(query.check_in, query.check_out, today):
+                return _page_of_offers(query, offers)
+        return await self._search_in_sql(query, today)
+
+    async def _search_in_sql(self, query: SearchQuery, today: date) -> SearchPage:
         page_statement, total_statement = _statements(_Shape.of(query))
         values = _values(query, today)
         async with self._uow() as uow:
@@ -404,3 +418,31 @@ class LodgingSearch:
                 for rt in room_types
             ],
         )
+
+
+def _page_of_offers(query: SearchQuery, offers: OfferIndex) -> SearchPage:
+    found = offers.search(
+        region=(query.region or "").strip().lower(),
+        guests=query.guests,
+        check_in=query.check_in,
+        check_out=query.check_out,
+        from_days=FROM_PRICE_HORIZON_DAYS,
+        min_price=query.min_price,
+        max_price=query.max_price,
+        sort=query.sort,
+        offset=(query.page - 1) * query.size,
+        limit=query.size,
+    )
+    dated = query.nights is not None
+    items = [
+        SearchItem(
+            **offer.lodging,
+            room_type_id=offer.room_type_id,
+            room_type_name=offer.room_type_name,
+            total_price=offer.price if dated else None,
+            nights=[NightPrice(date=d, price=p) for d, p in offer.nights or ()] if dated else None,
+            min_night_price=None if dated else offer.price,
+        )
+        for offer in found.offers
+    ]
+    return SearchPage(items=items, page=query.page, size=query.size, total=found.total)

@@ -151,7 +151,7 @@ class LodgingService:
                 events.lodging_event(events.LODGING_CREATED, str(lodging.id), str(lodging.host_id))
             )
             await uow.commit()
-        await self._cache.invalidate()
+        await self._cache.invalidate(lodging.id)
         return lodging_read(lodging)
 
     async def list_own(self, principal: Principal, paging: PageParams) -> Page[LodgingRead]:
@@ -189,7 +189,7 @@ class LodgingService:
                 events.lodging_event(events.LODGING_UPDATED, str(lodging.id), str(lodging.host_id))
             )
             await uow.commit()
-        await self._cache.invalidate()
+        await self._cache.invalidate(lodging.id)
         return lodging_read(lodging)
 
     async def delete(self, principal: Principal, lodging_id: uuid.UUID) -> None:
@@ -205,7 +205,7 @@ class LodgingService:
                 events.lodging_event(events.LODGING_DELETED, str(lodging.id), str(lodging.host_id))
             )
             await uow.commit()
-        await self._cache.invalidate()
+        await self._cache.invalidate(lodging.id)
 
     async def add_room_type(
         self, principal: Principal, lodging_id: uuid.UUID, data: RoomTypeCreate
@@ -223,7 +223,7 @@ class LodgingService:
             LodgingRepository(uow.session).add(room_type)
             uow.emit(events.room_type_changed(str(lodging.id), str(room_type.id)))
             await uow.commit()
-        await self._cache.invalidate()
+        await self._cache.invalidate(lodging.id)
         return room_type_read(room_type)
 
     async def update_room_type(
@@ -241,14 +241,15 @@ class LodgingService:
                 room_type.total_rooms = data.total_rooms
             uow.emit(events.room_type_changed(str(lodging.id), str(room_type.id)))
             await uow.commit()
-        await self._cache.invalidate()
+        await self._cache.invalidate(lodging.id)
         return room_type_read(room_type)
 
     async def _shrink_nights(self, uow: UnitOfWork, room_type: RoomType, rooms: int) -> None:
         """Fewer rooms: upcoming nights offering more are cut down, unless bookings need them."""
-        today = seoul_today()
+        # Every upcoming night, however far ahead it was opened (and no date arithmetic that
+        # fails on 29 February).
         nights = await LodgingRepository(uow.session).nights(
-            [room_type.id], today, today.replace(year=today.year + 2), for_update=True
+            [room_type.id], seoul_today(), None, for_update=True
         )
         for night in nights:
             if night.total <= rooms:
@@ -271,7 +272,7 @@ class LodgingService:
             room_type.deleted_at = utcnow()
             uow.emit(events.room_type_changed(str(lodging.id), str(room_type.id), deleted=True))
             await uow.commit()
-        await self._cache.invalidate()
+        await self._cache.invalidate(lodging.id)
 
     async def update_calendar(
         self, principal: Principal, room_type_id: uuid.UUID, data: CalendarUpdate
@@ -302,7 +303,7 @@ class LodgingService:
                 events.calendar_changed(str(lodging.id), str(room_type.id), data.start, data.end)
             )
             await uow.commit()
-        await self._cache.invalidate()
+        await self._cache.invalidate(lodging.id)
         return HostCalendar(
             room_type_id=room_type.id, month="", days=[host_night(n) for n in changed]
         )

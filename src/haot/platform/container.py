@@ -18,6 +18,7 @@ from haot.platform.inbox import Consumer
 from haot.platform.jobs import Jobs
 from haot.platform.metrics import OUTBOX_BACKLOG
 from haot.platform.outbox import OutboxRelay, count_unpublished
+from haot.platform.purge import Purges
 from haot.platform.ratelimit import RateLimiter
 from haot.platform.redis import Redis, create_redis
 from haot.platform.settings import CONTEXTS, Settings
@@ -60,9 +61,23 @@ class Platform:
         )
         self.consumers: list[Consumer] = []
         self.background: list[tuple[str, BackgroundTask]] = []
-        self.add_background("idempotency-purge", self.idempotency.run_purger)
         self.jobs = Jobs()
+        self.purges = Purges(
+            [
+                self.databases.sessions_for(self._context_of(url))
+                for url in self.databases.distinct_urls(contexts)
+            ],
+            self.databases.sessions_for("platform"),
+            outbox_retention=timedelta(hours=settings.outbox_retention_hours),
+            inbox_retention=timedelta(days=settings.inbox_retention_days),
+        )
+        self.jobs.register("purge-outbox", self.purges.outbox, every_seconds=3600, dry_run=True)
+        self.jobs.register("purge-inbox", self.purges.inbox, every_seconds=3600, dry_run=True)
+        self.jobs.register(
+            "purge-idempotency", self.purges.idempotency, every_seconds=600, dry_run=True
+        )
         self._on_stop: list[Callable[[], Awaitable[None]]] = []
+        self._before_serving: list[Callable[[], Awaitable[None]]] = []
         self.services: dict[str, Any] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._stop = asyncio.Event()
@@ -95,6 +110,15 @@ class Platform:
         self.consumers.append(consumer)
         if isinstance(self.transport, InProcessTransport):
             self.transport.subscribe(consumer)
+
+    def before_serving(self, action: Callable[[], Awaitable[None]]) -> None:
+        """Warm something up that only a serving process needs (not ``haot worker`` nor a job),
+        before it takes requests."""
+        self._before_serving.append(action)
+
+    async def warm_up(self) -> None:
+        for action in self._before_serving:
+            await action()
 
     def on_stop(self, action: Callable[[], Awaitable[None]]) -> None:
         """Close something the wiring opened (clients, pools) when the platform stops."""

@@ -13,7 +13,6 @@ fence, so a holder that lost its lease cannot overwrite the answer of the reques
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import hashlib
 from collections.abc import AsyncIterator
@@ -186,25 +185,6 @@ class IdempotencyStore:
             IdempotencyRecord.locked_until == claim.locked_until,
             IdempotencyRecord.response_status.is_(None),
         )
-
-    async def purge_expired(self) -> int:
-        async with self._sessions() as session, session.begin():
-            result = await session.execute(
-                delete(IdempotencyRecord).where(IdempotencyRecord.expires_at < utcnow())
-            )
-        return int(getattr(result, "rowcount", 0) or 0)
-
-    async def run_purger(self, stop: asyncio.Event, *, interval_seconds: float = 600) -> None:
-        """Background task (``platform.add_background``): drop expired keys now and then."""
-        while not stop.is_set():
-            try:
-                purged = await self.purge_expired()
-                if purged:
-                    log.info("idempotency_keys_purged", count=purged)
-            except Exception:
-                log.exception("idempotency_purge_failed")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), timeout=interval_seconds)
 
 
 _TABLE = cast(Table, IdempotencyRecord.__table__)

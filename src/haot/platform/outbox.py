@@ -12,11 +12,11 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Sequence
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 import structlog
-from sqlalchemy import JSON, BigInteger, Index, Integer, String, Uuid, delete, select, update
+from sqlalchemy import JSON, BigInteger, Index, Integer, String, Uuid, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -101,13 +101,11 @@ class OutboxRelay:
         *,
         batch_size: int = 200,
         poll_interval: float = 0.5,
-        retention: timedelta = timedelta(days=1),
     ) -> None:
         self._sessions = sessions
         self._transport = transport
         self._batch_size = batch_size
         self._poll_interval = poll_interval
-        self._retention = retention
         self._wakeup = asyncio.Event()
 
     def wake(self) -> None:
@@ -165,16 +163,6 @@ class OutboxRelay:
         while published := await self.relay_once():
             total += published
         return total
-
-    async def purge_published(self) -> int:
-        async with self._sessions() as session, session.begin():
-            result = await session.execute(
-                delete(OutboxMessage).where(
-                    OutboxMessage.published_at.is_not(None),
-                    OutboxMessage.published_at < utcnow() - self._retention,
-                )
-            )
-        return int(getattr(result, "rowcount", 0) or 0)
 
     async def run(self, stop: asyncio.Event) -> None:
         backoff = self._poll_interval

@@ -9,6 +9,7 @@ waits up to ``POOL_TIMEOUT_SECONDS`` for a free one instead of failing at once w
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -21,8 +22,20 @@ MAX_CONNECTIONS = 256
 POOL_TIMEOUT_SECONDS = 5.0
 
 
+EMBEDDED_MISSING = (
+    "HAOT_REDIS_URL is empty (the embedded Redis), but fakeredis is not installed: "
+    "pip install 'haot[embedded]' (make run does), or set HAOT_REDIS_URL"
+)
+
+
+def embedded_redis_installed() -> bool:
+    return importlib.util.find_spec("fakeredis") is not None
+
+
 def create_redis(settings: Settings) -> Redis:
     if settings.embedded_redis:
+        if not embedded_redis_installed():
+            raise RuntimeError(EMBEDDED_MISSING)
         import fakeredis
 
         client: Any = fakeredis.FakeAsyncRedis(

@@ -81,6 +81,10 @@ class Settings(BaseSettings):
 
     # Idempotency keys are kept this long; an in-flight key older than the lease is taken over.
     idempotency_ttl_seconds: int = Field(default=24 * 3600, ge=60)
+    # Purge jobs: published outbox rows kept this long; inbox rows (what makes a redelivered
+    # event a no-op) this long, which must outlast any redelivery (the broker's retention).
+    outbox_retention_hours: int = Field(default=24, ge=1)
+    inbox_retention_days: int = Field(default=30, ge=1)
     idempotency_lease_seconds: int = Field(default=60, ge=1)
 
     # Coupons.
@@ -90,6 +94,11 @@ class Settings(BaseSettings):
     point_earn_rate_percent: float = Field(default=1.0, ge=0, le=100)
     point_expiry_days: int = Field(default=365, ge=1, le=3650)
     point_refund_grace_days: int = Field(default=30, ge=1, le=365)
+
+    # Search: answer from the in-memory offer index (ADR 0014) rather than SQL, over this many
+    # days from today (about 10 bytes per room type and day, per process).
+    search_index: bool = True
+    search_index_days: int = Field(default=400, ge=31, le=800)
 
     # Reservations.
     reservation_hold_minutes: int = Field(default=10, ge=1, le=24 * 60)
