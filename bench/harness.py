@@ -201,7 +201,8 @@ class Server:
                 stdin=subprocess.DEVNULL,
                 start_new_session=True,  # its own process group: stopped as one below
             )
-        deadline = time.monotonic() + 60
+        # haot loads its offer index before it serves (tens of seconds at catalogue scale).
+        deadline = time.monotonic() + 240
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise SystemExit(f"server exited: {self.tail()}")
@@ -211,7 +212,7 @@ class Server:
                     time.sleep(1.5)
                     return
             time.sleep(0.2)
-        raise SystemExit(f"server not ready in 60 s: {self.tail()}")
+        raise SystemExit(f"server not ready in 240 s: {self.tail()}")
 
     def workers(self) -> list[int]:
         """Process ids of the worker processes (children of the server process)."""

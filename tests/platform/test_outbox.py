@@ -6,6 +6,8 @@ what "applied exactly once" means is simply: one row per event id.
 
 from __future__ import annotations
 
+import asyncio
+import random
 import uuid
 from collections.abc import AsyncIterator, Sequence
 
@@ -276,3 +278,40 @@ async def test_handler_own_integrity_error_is_not_mistaken_for_a_duplicate(
 
     assert [e for e, _, _ in await applied(sessions)] == [first.id]
     assert await inbox_count(sessions) == 1  # the clashing event stays pending, not "done"
+
+
+class SlowRecordingTransport(RecordingTransport):
+    """Publishing takes a while, as over a network: long enough for relays to overtake."""
+
+    async def publish(self, events: Sequence[Event]) -> None:
+        await asyncio.sleep(random.uniform(0.001, 0.02))
+        self.batches.append(list(events))
+
+
+@pytest.mark.parametrize("backend", ["postgres"], indirect=True)
+async def test_three_relays_publish_each_aggregate_in_order(
+    uows: UnitOfWorkFactory, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    """Three workers' relays on one database: each aggregate's events leave in the order they
+    were written. With SKIP LOCKED alone, a relay claiming the next batch published it before
+    the batch before it."""
+    for seq in range(40):
+        async with uows() as uow:
+            for aggregate in range(5):  # interleaved: every batch holds every aggregate
+                uow.emit(thing(f"agg-{aggregate}", seq))
+            await uow.commit()
+    transport = SlowRecordingTransport()
+    relays = [OutboxRelay(sessions, transport, batch_size=7) for _ in range(3)]
+
+    async def keep_draining(relay: OutboxRelay) -> None:
+        for _ in range(200):
+            await relay.drain()
+            await asyncio.sleep(0)
+
+    await asyncio.gather(*(keep_draining(relay) for relay in relays))
+    published = [event for batch in transport.batches for event in batch]
+    assert len(published) == 200
+    assert len({event.id for event in published}) == 200  # none twice
+    for aggregate in range(5):
+        seqs = [e.payload["seq"] for e in published if e.aggregate_id == f"agg-{aggregate}"]
+        assert seqs == list(range(40)), aggregate

@@ -313,16 +313,13 @@ class OfferIndex:
             (nights.c.closed.is_(True), 0),
             else_=nights.c.total - nights.c.held - nights.c.sold,
         )
-        aggregate = func.array_agg if postgres else func.json_group_array
+        if postgres:
+            await self._copy_nights(session, room_type_ids)
+            return
+        values = [sql_cast(offset, Integer), nights.c.price, free_rooms]
+        values += [nights.c.min_stay, nights.c.max_stay]
         statement = (
-            select(
-                nights.c.room_type_id,
-                aggregate(sql_cast(offset, Integer)),
-                aggregate(nights.c.price),
-                aggregate(free_rooms),
-                aggregate(nights.c.min_stay),
-                aggregate(nights.c.max_stay),
-            )
+            select(nights.c.room_type_id, *(func.json_group_array(v) for v in values))
             .where(
                 and_(
                     nights.c.date >= self._base,
@@ -333,21 +330,35 @@ class OfferIndex:
         )
         if room_type_ids is not None:
             statement = statement.where(nights.c.room_type_id.in_(room_type_ids))
-        async for room_type_id, days, prices, frees, mins, maxs in _rows(
-            session, statement, stream=postgres
-        ):
+        for room_type_id, *raw in (await session.execute(statement)).all():
             slot = self._slots.get(room_type_id)
-            if slot is None:
-                continue
-            if not postgres:
-                days, prices, frees, mins, maxs = (
-                    json.loads(v) for v in (days, prices, frees, mins, maxs)
-                )
-            columns = np.asarray(days, dtype=np.int64)
-            self._price[slot, columns] = prices
-            self._free[slot, columns] = np.maximum(np.asarray(frees), 0)
-            self._min_stay[slot, columns] = mins
-            self._max_stay[slot, columns] = maxs
+            if slot is not None:
+                days, prices, frees, mins, maxs = (np.asarray(json.loads(v)) for v in raw)
+                self._put(np.full(len(days), slot), days, prices, frees, mins, maxs)
+
+    def _put(self, slots: Any, days: Any, prices: Any, frees: Any, mins: Any, maxs: Any) -> None:
+        at = (slots.astype(np.int64), days.astype(np.int64))
+        self._price[at] = prices
+        self._free[at] = np.maximum(frees, 0)
+        self._min_stay[at] = mins
+        self._max_stay[at] = maxs
+
+    async def _copy_nights(
+        self, session: AsyncSession, room_type_ids: list[uuid.UUID] | None
+    ) -> None:
+        """PostgreSQL: the nights as a binary COPY of fixed-width rows, read by numpy as they
+        arrive: a sequential scan and no Python object per night (7 million nights in seconds;
+        aggregating them into arrays in SQL took 15-40 s)."""
+        query = _COPY_NIGHTS + (" AND room_type_id = ANY($3::uuid[])" if room_type_ids else "")
+        args: list[Any] = [self._base, self._base + timedelta(days=self._window)]
+        if room_type_ids:
+            args.append(room_type_ids)
+        connection = await session.connection()
+        driver = (await connection.get_raw_connection()).driver_connection
+        assert driver is not None
+        reader = _CopyReader(self)
+        await driver.copy_from_query(query, *args, output=reader.feed, format="binary")
+        reader.finish()
 
     # Searching ----------------------------------------------------------------------------
 
@@ -482,3 +493,107 @@ async def _rows(session: AsyncSession, statement: Any, *, stream: bool) -> Async
     else:
         for row in (await session.execute(statement)).all():
             yield row
+
+
+_COPY_NIGHTS = (
+    "SELECT room_type_id, (date - $1::date)::int4, price::int4,"
+    " (CASE WHEN closed THEN 0 ELSE total - held - sold END)::int4,"
+    " min_stay::int4, max_stay::int4"
+    " FROM lodging_nights WHERE date >= $1::date AND date < $2::date"
+)
+# One row of PostgreSQL's binary COPY of _COPY_NIGHTS: the field count, then each field's length
+# and value (no NULLs: every column is NOT NULL).
+_ROW = np.dtype(
+    [
+        ("fields", ">i2"),
+        ("uuid_length", ">i4"),
+        ("room_type", "V16"),
+        *(
+            item
+            for name in ("day", "price", "free", "min_stay", "max_stay")
+            for item in ((f"{name}_length", ">i4"), (name, ">i4"))
+        ),
+    ]
+)
+_HEADER = 19  # signature (11), flags (4), header extension length (4)
+
+
+class _CopyReader:
+    """Parses a binary COPY stream into the index's arrays, a few megabytes at a time."""
+
+    _BATCH = 8 * 1024 * 1024
+
+    def __init__(self, index: OfferIndex) -> None:
+        self._index = index
+        self._chunks: list[bytes] = []
+        self._size = 0
+        self._header_seen = False
+        self._known: tuple[Any, Any, Any, Any] | None = None
+
+    async def feed(self, chunk: bytes) -> None:
+        self._chunks.append(chunk)
+        self._size += len(chunk)
+        if self._size >= self._BATCH:
+            self._parse()
+
+    def finish(self) -> None:
+        self._parse()
+        left = b"".join(self._chunks)
+        if left not in (b"", b"\xff\xff"):  # nothing, or the trailer
+            raise ValueError(f"binary COPY ended with {len(left)} stray bytes")
+
+    def _parse(self) -> None:
+        data = b"".join(self._chunks)
+        if not self._header_seen:
+            if len(data) < _HEADER:
+                self._chunks, self._size = [data], len(data)
+                return
+            data = data[_HEADER:]
+            self._header_seen = True
+        whole = len(data) // _ROW.itemsize * _ROW.itemsize
+        rest = data[whole:]
+        self._chunks, self._size = [rest], len(rest)
+        if whole:
+            self._apply(np.frombuffer(data, dtype=_ROW, count=whole // _ROW.itemsize))
+
+    def _apply(self, rows: Any) -> None:
+        halves = np.ascontiguousarray(rows["room_type"]).view(">u8").reshape(-1, 2)
+        slots = self._slots_of(halves[:, 0].astype(np.uint64), halves[:, 1].astype(np.uint64))
+        known = slots >= 0
+        rows = rows[known]
+        self._index._put(
+            slots[known],
+            rows["day"],
+            rows["price"],
+            rows["free"],
+            rows["min_stay"],
+            rows["max_stay"],
+        )
+
+    def _slots_of(self, hi: Any, lo: Any) -> Any:
+        """Each row's slot (-1: a room type the index does not hold), without a Python object
+        per row: the known room types sorted by a 64-bit mix of their UUID, searched with
+        numpy, and every match checked against the whole UUID."""
+        if self._known is None:
+            ids = list(self._index._slots)
+            raw = np.frombuffer(b"".join(u.bytes for u in ids), dtype=">u8").reshape(-1, 2)
+            known_hi, known_lo = raw[:, 0].astype(np.uint64), raw[:, 1].astype(np.uint64)
+            mixed = _mix(known_hi, known_lo)
+            order = np.argsort(mixed)
+            slots = np.array([self._index._slots[u] for u in ids], dtype=np.int64)
+            self._known = (mixed[order], known_hi[order], known_lo[order], slots[order])
+        mixed, known_hi, known_lo, known_slots = self._known
+        if not len(mixed):
+            return np.full(len(hi), -1, dtype=np.int64)
+        at = np.minimum(np.searchsorted(mixed, _mix(hi, lo)), len(mixed) - 1)
+        found = (known_hi[at] == hi) & (known_lo[at] == lo)
+        slots = np.where(found, known_slots[at], -1)
+        for row in np.flatnonzero(~found).tolist():  # a mix collision (or unknown): by the dict
+            key = uuid.UUID(bytes=int(hi[row]).to_bytes(8, "big") + int(lo[row]).to_bytes(8, "big"))
+            slots[row] = self._index._slots.get(key, -1)
+        return slots
+
+
+def _mix(hi: Any, lo: Any) -> Any:
+    with np.errstate(over="ignore"):
+        return hi ^ (lo * np.uint64(0x9E3779B97F4A7C15))

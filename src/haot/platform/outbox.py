@@ -23,6 +23,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from haot.platform.clock import utcnow
 from haot.platform.db import Base, UtcDateTime
 from haot.platform.events import Event, topic_for
+from haot.platform.locks import lock_for_transaction
 from haot.platform.metrics import OUTBOX_PUBLISHED, OUTBOX_RELAY_ERRORS
 from haot.platform.transport import Transport
 
@@ -91,6 +92,10 @@ async def count_unpublished(session: AsyncSession) -> int:
     return int((await session.execute(statement)).scalar_one())
 
 
+# The key of the per-database relay lock (any fixed value: one lock per database).
+_RELAY_LOCK = uuid.UUID("6f75f6b0-3b1d-4c47-9a0e-7f3f2a1c0001")
+
+
 class OutboxRelay:
     """Moves outbox rows of one database to the transport."""
 
@@ -124,9 +129,12 @@ class OutboxRelay:
         return published
 
     async def _relay_once_locked(self, session: AsyncSession) -> int:
-        # The claimed rows stay locked while the transport publishes them, so concurrent relays
-        # (several workers) skip them instead of publishing them twice.
+        # One relay publishes a database's outbox at a time, whatever the number of workers:
+        # two relays claiming consecutive batches (SKIP LOCKED) could publish the second before
+        # the first, and an aggregate's CANCELLED would overtake its CONFIRMED. The others wait
+        # for the lock, then claim what is left after the batch before them was marked.
         async with session.begin():
+            await lock_for_transaction(session, "outbox-relay", _RELAY_LOCK)
             rows = await claim_unpublished(session, self._batch_size)
             if not rows:
                 return 0
