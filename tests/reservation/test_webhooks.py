@@ -237,3 +237,25 @@ async def test_webhook_with_a_bad_signature_is_refused_and_changes_nothing(live:
     # The same webhook, correctly signed, still goes through afterwards (nothing was recorded).
     assert await live.deliver(webhook_id, body) == 200
     await assert_paid_once(live, guest, created)
+
+
+async def test_a_webhook_whose_processing_failed_is_answered_5xx_and_processed_on_retry(
+    live: Live,
+) -> None:
+    """The receipt used to be stored first and the failure swallowed: the delivery got a 200, and
+    PortOne's retry was taken for a duplicate, so the payment was never confirmed by it."""
+    await live.fake.set_faults(drop=True)  # only our deliveries reach the app
+    guest = Principal(user_id=uuid.uuid4(), role=Role.USER, issued_at=utcnow())
+    created = await live.book(guest)
+    await live.approve(created["payment_id"])
+    webhook_id, body = await live.webhook(created["payment_id"])
+
+    await live.fake.set_faults(http_502=20)  # the re-query of the payment fails
+    assert await live.deliver(webhook_id, body) >= 500
+    assert (await live.payment(guest, created["payment_id"]))["status"] == "READY"
+
+    await live.fake.set_faults(http_502=0)
+    assert await live.deliver(webhook_id, body) == 200  # PortOne's retry is processed
+    await assert_paid_once(live, guest, created)
+    assert await live.deliver(webhook_id, body) == 200  # and a replay after that changes nothing
+    await assert_paid_once(live, guest, created)

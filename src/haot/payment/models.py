@@ -60,7 +60,9 @@ class Refund(Base):
 
 
 class WebhookReceipt(Base):
-    """Every verified webhook id once: a replay is acknowledged and changes nothing."""
+    """Every verified webhook id once. ``processed_at`` is set once its processing finished: a
+    replay of a processed delivery is acknowledged and changes nothing; a delivery whose
+    processing failed is processed again when PortOne retries it."""
 
     __tablename__ = "payment_webhook_receipts"
 
@@ -68,3 +70,4 @@ class WebhookReceipt(Base):
     type: Mapped[str] = mapped_column(String(60))
     payment_id: Mapped[str | None] = mapped_column(String(64))
     received_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    processed_at: Mapped[datetime | None] = mapped_column(UtcDateTime, default=None)

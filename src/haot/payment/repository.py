@@ -126,3 +126,10 @@ class PaymentRepository:
             .with_for_update(skip_locked=True)
         )
         return (await self.session.scalars(statement)).all()
+
+    async def mark_receipt_processed(self, webhook_id: str, at: datetime) -> None:
+        await self.session.execute(
+            update(WebhookReceipt)
+            .where(WebhookReceipt.webhook_id == webhook_id, WebhookReceipt.processed_at.is_(None))
+            .values(processed_at=at)
+        )

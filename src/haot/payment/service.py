@@ -7,6 +7,7 @@ compare-and-set, so replays and races change state once.
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from datetime import timedelta
 
@@ -184,30 +185,36 @@ class PaymentService:
         return await self.get_for(principal, payment_id)
 
     async def handle_webhook(self, body: bytes, headers: dict[str, str]) -> bool:
-        """Verify, record once, re-query. True when this delivery was new."""
+        """Verify, record, re-query, then mark processed. True when this delivery was processed
+        now, False for a replay of one processed before. Processing that fails (the gateway or
+        the database down) raises, so the delivery is answered 5xx and PortOne retries it: never
+        a 2xx for a webhook whose effect was lost. Processing twice is harmless (``sync`` is
+        idempotent), so concurrent deliveries of one id may both process."""
         webhook = self._gateway.verify_webhook(body, headers)
         async with self._uow() as uow:
-            repo = PaymentRepository(uow.session)
-            if await uow.session.get(WebhookReceipt, webhook.webhook_id) is not None:
+            receipt = await uow.session.get(WebhookReceipt, webhook.webhook_id)
+            if receipt is not None and receipt.processed_at is not None:
                 return False
-            repo.add(
-                WebhookReceipt(
-                    webhook_id=webhook.webhook_id,
-                    type=webhook.type,
-                    payment_id=webhook.payment_id,
-                    received_at=utcnow(),
+            if receipt is None:
+                PaymentRepository(uow.session).add(
+                    WebhookReceipt(
+                        webhook_id=webhook.webhook_id,
+                        type=webhook.type,
+                        payment_id=webhook.payment_id,
+                        received_at=utcnow(),
+                    )
                 )
-            )
-            try:
-                await uow.commit()
-            except Exception:  # a concurrent duplicate won the insert
-                return False
+                # A concurrent delivery of the same id may have recorded it: process anyway (if
+                # the database is down instead, processing fails below and the answer is 5xx).
+                with contextlib.suppress(Exception):
+                    await uow.commit()
         if webhook.payment_id:
-            try:
-                await self.sync(webhook.payment_id)
-            except GatewayError:
-                # The delivery is acknowledged anyway; the reconciler re-queries READY payments.
-                log.warning("webhook_sync_failed", payment_id=webhook.payment_id)
+            await self.sync(webhook.payment_id)
+        async with self._uow() as uow:
+            await PaymentRepository(uow.session).mark_receipt_processed(
+                webhook.webhook_id, utcnow()
+            )
+            await uow.commit()
         return True
 
     async def sync(self, payment_id: str) -> None:
