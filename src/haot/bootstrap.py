@@ -47,6 +47,7 @@ def build_platform(
 
 def _wire_identity(platform: Platform) -> None:
     from haot.identity.client import InProcessIdentityClient
+    from haot.identity.handlers import identity_consumer
     from haot.identity.service import IdentityService, owasp_password_hasher
 
     service = IdentityService(
@@ -58,6 +59,7 @@ def _wire_identity(platform: Platform) -> None:
     )
     platform.services["identity"] = service
     platform.services["identity.client"] = InProcessIdentityClient(service)
+    platform.register_consumer(identity_consumer(platform.uow_factory("identity"), service))
 
 
 def _wire_lodging(platform: Platform) -> None:

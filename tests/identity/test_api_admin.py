@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from typing import Any
 
@@ -255,3 +256,52 @@ async def test_unknown_or_malformed_user_id_is_404(app_client: httpx.AsyncClient
             if mismatch := problem_mismatch(response, 404, "user_not_found"):
                 failures[f"{verb} {user_id}"] = mismatch
     assert failures == {}
+
+
+async def test_a_revocation_that_failed_after_the_commit_lands_through_the_outbox(
+    app_client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Redis refusing the stamp right after the commit used to leave the deactivated user's
+    access token valid until it expired (and the admin an error for a change that was made)."""
+    admin = await register_admin(app_client)
+    user = await register(app_client)
+    revocations = app_client.app.state.platform.revocations  # type: ignore[attr-defined]
+    stamp = revocations.revoke_tokens_issued_before
+    failures = 0
+
+    async def flaky_once(user_id: uuid.UUID, when: Any) -> None:
+        nonlocal failures
+        if failures == 0:
+            failures += 1
+            raise ConnectionError("Redis is restarting")
+        await stamp(user_id, when)
+
+    monkeypatch.setattr(revocations, "revoke_tokens_issued_before", flaky_once)
+    response = await app_client.patch(
+        f"{USERS}/{user.id}", json={"active": False}, headers=admin.headers
+    )
+    assert response.status_code == 200, response.text
+    assert failures == 1
+    for _ in range(200):  # the relay delivers the event in the background
+        if (await app_client.get(ME, headers=user.headers)).status_code == 401:
+            break
+        await asyncio.sleep(0.02)
+    assert_problem(await app_client.get(ME, headers=user.headers), 401, "invalid_token")
+
+
+async def test_repeating_a_deactivation_revokes_again(app_client: httpx.AsyncClient) -> None:
+    """An admin deactivating an account that is already inactive revokes its tokens again (a
+    new revocation event, the stamp moved forward): the way to be sure, whatever happened."""
+    admin = await register_admin(app_client)
+    user = await register(app_client)
+    platform = app_client.app.state.platform  # type: ignore[attr-defined]
+    key = platform.revocations.key(uuid.UUID(user.id))
+    await app_client.patch(f"{USERS}/{user.id}", json={"active": False}, headers=admin.headers)
+    first = float(await platform.redis.get(key))
+
+    repeated = await app_client.patch(
+        f"{USERS}/{user.id}", json={"active": False}, headers=admin.headers
+    )
+    assert repeated.status_code == 200, repeated.text
+    assert float(await platform.redis.get(key)) > first
+    assert_problem(await app_client.get(ME, headers=user.headers), 401, "invalid_token")

@@ -146,3 +146,16 @@ async def test_signed_tokens_round_trip_through_the_replica(redis_client: Redis)
         after = signer.verify(signer.issue(user, Role.USER, now=stamp + timedelta(0, 0, 1)).token)
         await eventually(lambda: reader.is_revoked(before), within=1.0)
         assert not await reader.is_revoked(after)
+
+
+async def test_a_late_older_stamp_never_lowers_a_newer_one(redis_client: Redis) -> None:
+    """The outbox may deliver a password change's revocation after a later deactivation's: the
+    tokens the later one voided must stay void, in Redis and in every replica."""
+    writer = Revocations(redis_client, ttl_seconds=900)
+    reader = Revocations(redis_client, ttl_seconds=900)  # out of sync: reads Redis
+    user = uuid.uuid4()
+    between = principal(user, seconds_ago=5.0)  # issued after the first change, before the second
+    await writer.revoke_tokens_issued_before(user, utcnow())
+    await writer.revoke_tokens_issued_before(user, utcnow() - timedelta(seconds=10))  # late
+    assert await reader.is_revoked(between)
+    assert await writer.is_revoked(between)

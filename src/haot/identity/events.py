@@ -8,6 +8,8 @@ USER_REGISTERED = "identity.user_registered"
 USER_ROLE_CHANGED = "identity.user_role_changed"
 USER_DEACTIVATED = "identity.user_deactivated"
 USER_REACTIVATED = "identity.user_reactivated"
+# Every access token of the user issued at or before ``before`` (epoch seconds) is void.
+TOKENS_REVOKED = "identity.tokens_revoked"
 
 
 def user_registered(user_id: str, role: str) -> Event:
@@ -29,4 +31,12 @@ def user_active_changed(user_id: str, *, active: bool) -> Event:
         type=USER_REACTIVATED if active else USER_DEACTIVATED,
         aggregate_id=user_id,
         payload={"user_id": user_id},
+    )
+
+
+def tokens_revoked(user_id: str, before: float) -> Event:
+    return Event(
+        type=TOKENS_REVOKED,
+        aggregate_id=user_id,
+        payload={"user_id": user_id, "before": before},
     )

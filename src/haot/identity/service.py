@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import uuid
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import anyio.to_thread
+import structlog
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy.exc import IntegrityError
@@ -31,8 +32,10 @@ from haot.platform.auth import Revocations, Role, TokenSigner
 from haot.platform.clock import utcnow
 from haot.platform.errors import Conflict, InvalidInput, NotFound, Unauthorized
 from haot.platform.ids import new_id
-from haot.platform.uow import UnitOfWorkFactory
+from haot.platform.uow import UnitOfWork, UnitOfWorkFactory
 from haot.platform.web import Page, PageParams
+
+log = structlog.get_logger(__name__)
 
 
 class EmailTaken(Conflict):
@@ -275,10 +278,9 @@ class IdentityService:
             locked.password_hash = new_hash
             locked.updated_at = now
             await RefreshTokenRepository(uow.session).revoke_all_for_user(user_id, now)
+            before = self._revoke_access_tokens(uow, user_id)
             await uow.commit()
-        # Stamped after the commit: every token issued before it was issued under the account
-        # lock, hence before this change committed.
-        await self._revocations.revoke_tokens_issued_before(user_id, utcnow())
+        await self._stamp(user_id, before)
 
     async def list_users(
         self, *, q: str | None, role: Role | None, active: bool | None, paging: PageParams
@@ -295,11 +297,11 @@ class IdentityService:
 
     async def admin_update(self, user_id: uuid.UUID, data: AdminUserUpdate) -> UserRead:
         now = utcnow()
-        revoke = False
         async with self._uow() as uow:
             user = await UserRepository(uow.session).get_for_update(user_id)
             if user is None:
                 raise UserNotFound()
+            revoke = False
             if data.role is not None and data.role.value != user.role:
                 uow.emit(events.user_role_changed(str(user.id), user.role, data.role.value))
                 user.role = data.role.value
@@ -307,11 +309,41 @@ class IdentityService:
             if data.active is not None and data.active != user.active:
                 user.active = data.active
                 uow.emit(events.user_active_changed(str(user.id), active=data.active))
-                revoke = revoke or not data.active
+            # A deactivation revokes even when the account is already inactive: an admin
+            # repeating it revokes again. (An unchanged role revokes nothing: a form saved
+            # without changes must not log the user out. The outbox retries every revocation.)
+            revoke = revoke or data.active is False
             user.updated_at = now
+            before = None
             if revoke:
                 await RefreshTokenRepository(uow.session).revoke_all_for_user(user_id, now)
+                before = self._revoke_access_tokens(uow, user_id)
             await uow.commit()
-        if revoke:
-            await self._revocations.revoke_tokens_issued_before(user_id, utcnow())
+        if before is not None:
+            await self._stamp(user_id, before)
         return UserRead.model_validate(user)
+
+    @staticmethod
+    def _revoke_access_tokens(uow: UnitOfWork, user_id: uuid.UUID) -> float:
+        """Voids the user's access tokens issued until now (called holding the account lock,
+        so no token is issued between now and the commit), through an event: the stamp is
+        retried by the outbox until it lands, whatever happens to the direct stamp below."""
+        before = round(utcnow().timestamp(), 6)
+        uow.emit(events.tokens_revoked(str(user_id), before))
+        return before
+
+    async def _stamp(self, user_id: uuid.UUID, before: float) -> None:
+        """The revocation at once, without waiting for the relay; if Redis refuses, the event
+        stamps it when it is delivered."""
+        try:
+            await self._revocations.revoke_tokens_issued_before(
+                user_id, datetime.fromtimestamp(before, UTC)
+            )
+        except Exception:
+            log.warning("revocation_stamp_deferred", user_id=str(user_id))
+
+    async def apply_revocation(self, user_id: uuid.UUID, before: float) -> None:
+        """The ``tokens_revoked`` event's effect (idempotent: a stamp only ever moves forward)."""
+        await self._revocations.revoke_tokens_issued_before(
+            user_id, datetime.fromtimestamp(before, UTC)
+        )

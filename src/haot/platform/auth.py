@@ -160,6 +160,15 @@ def _padded(segment: str) -> str:
     return segment + "=" * (-len(segment) % 4)
 
 
+_STAMP_FORWARD = """
+local current = redis.call('GET', KEYS[1])
+if (not current) or tonumber(current) < tonumber(ARGV[1]) then
+  redis.call('SET', KEYS[1], ARGV[1], 'EX', tonumber(ARGV[2]))
+end
+return 1
+"""
+
+
 class Revocations:
     """Access tokens are stateless, so revoking them early needs one shared fact per user: "every
     token issued before T is void". Deactivation, role change and password change stamp T (logout
@@ -198,7 +207,9 @@ class Revocations:
         # The key first (readers out of sync), then the index, then the message: a replica that
         # subscribes after the message was sent loads the index after it was written.
         pipe = self._redis.pipeline(transaction=False)
-        pipe.set(self.key(user_id), f"{stamp:.6f}", ex=self._ttl)
+        # Only ever forward: a revocation delivered late (the outbox retrying it) must not
+        # lower a later one, or tokens it voided would be valid again.
+        pipe.eval(_STAMP_FORWARD, 1, self.key(user_id), f"{stamp:.6f}", self._ttl)
         pipe.zadd(self.INDEX, {str(user_id): stamp}, gt=True)
         pipe.zremrangebyscore(self.INDEX, "-inf", f"({time.time() - self._ttl}")
         pipe.publish(self.CHANNEL, f"{user_id} {stamp:.6f}")
