@@ -143,3 +143,31 @@ async def test_late_payment_whose_webhook_was_lost_is_refunded_by_the_reconciler
     snap = await assert_consistent(world.platform, world.gateway)
     assert snap.reservation(created.id).status == "EXPIRED"
     assert world.gateway.cancel_calls == [(created.payment_id, created.amount)]
+
+
+async def test_concurrent_completions_of_a_tampered_payment_refund_it_once(world: World) -> None:
+    """Every sync reads the gateway before it locks the payment: one that read before another
+    turned the payment DISCREPANT (and asked for the money back) used to see money still to
+    return and ask again, under another key: two refunds, two PAYMENT_REFUNDED events, and a
+    recorded cancelled amount twice what was paid."""
+    guest = world.guest()
+    created = await book(world, guest)
+    assert created.payment_id
+    paid = 150_000
+    await pay_at_checkout(world.platform, world.gateway, created.payment_id, amount=paid)
+    payments = world.platform.services["payment"]
+    await asyncio.gather(
+        *(payments.complete(guest, created.payment_id) for _ in range(4)),
+        *(payments.sync(created.payment_id) for _ in range(4)),
+    )
+    await world.settle()
+    await hammer(world, guest, created.payment_id)
+
+    snap = await assert_consistent(world.platform, world.gateway)
+    found = snap.payment(created.id)
+    assert found is not None
+    assert found.status == "DISCREPANT"
+    assert found.cancelled_amount == paid
+    assert [(r.amount, r.status) for r in snap.refunds_of(created.payment_id)] == [(paid, "DONE")]
+    assert world.gateway.cancel_calls == [(created.payment_id, paid)]
+    assert len(await world.outbox("payment.payment_refunded")) == 1

@@ -133,3 +133,12 @@ class PaymentRepository:
             .where(WebhookReceipt.webhook_id == webhook_id, WebhookReceipt.processed_at.is_(None))
             .values(processed_at=at)
         )
+
+    async def pending_refund_total(self, payment_id: str) -> int:
+        """The amount of the payment's refunds asked for and not executed yet."""
+        total = await self.session.scalar(
+            select(func.coalesce(func.sum(Refund.amount), 0)).where(
+                Refund.payment_id == payment_id, Refund.status == "PENDING"
+            )
+        )
+        return int(total or 0)

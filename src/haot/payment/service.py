@@ -238,14 +238,19 @@ class PaymentService:
         if payment.status != PaymentStatus.READY.value:
             # Money arrived for a payment we had given up on (expired, cancelled, declined):
             # it must go back.
-            if seen.paid_amount > seen.cancelled_amount and payment.status in (
+            # ``seen`` was read before this sync locked the payment: another sync may have asked
+            # for (or made) a refund since. What is still owed counts our own record and the
+            # refunds already asked for, so concurrent syncs never ask twice for the same money.
+            owed = seen.paid_amount - max(seen.cancelled_amount, payment.cancelled_amount)
+            owed -= await repo.pending_refund_total(payment.id)
+            if owed > 0 and payment.status in (
                 PaymentStatus.FAILED.value,
                 PaymentStatus.DISCREPANT.value,
             ):
                 await self.request_refund(
                     uow,
                     payment,
-                    amount=seen.paid_amount - seen.cancelled_amount,
+                    amount=owed,
                     key=f"late:{payment.id}",
                     reason="payment arrived after the reservation was given up",
                 )
@@ -382,13 +387,14 @@ class PaymentService:
         recorded = payment.cancelled_amount
         if seen.cancelled_amount >= recorded + refund.amount:
             REFUNDS.labels("already_done").inc()
+            refunded = refund.amount
         else:
             cancellable = seen.paid_amount - seen.cancelled_amount
-            amount = min(refund.amount, cancellable)
-            if amount > 0:
+            refunded = min(refund.amount, cancellable)
+            if refunded > 0:
                 cancellation = await self._gateway.cancel(
                     payment.id,
-                    amount=amount,
+                    amount=refunded,
                     reason=refund.reason,
                     current_cancellable_amount=cancellable,
                 )
@@ -396,17 +402,21 @@ class PaymentService:
             REFUNDS.labels("done").inc()
         refund.status = "DONE"
         refund.updated_at = now
-        payment.cancelled_amount = recorded + refund.amount
+        # What was refunded, never more than was paid: a refund that found nothing left to
+        # cancel (another one returned the money first) records nothing and tells nobody.
+        payment.cancelled_amount = min(recorded + refunded, max(seen.paid_amount, recorded))
         if payment.status in (PaymentStatus.PAID.value, PaymentStatus.PARTIALLY_CANCELLED.value):
             payment.status = status_after_refund(payment.amount, payment.cancelled_amount).value
         payment.updated_at = now
+        if refunded <= 0:
+            return
         uow.emit(
             events.payment_event(
                 events.PAYMENT_REFUNDED,
                 payment_id=payment.id,
                 reservation_id=str(payment.reservation_id),
                 amount=payment.amount,
-                refunded=refund.amount,
+                refunded=refunded,
                 key=refund.key,
             )
         )
