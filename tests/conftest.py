@@ -48,6 +48,8 @@ def make_settings(database_url: str, **overrides: Any) -> Settings:
         "jobs_schedule": False,
         "login_rate_per_minute": 1000,
         "login_ip_rate_per_minute": 10000,
+        "login_failures_before_delay": 1000,
+        "password_change_rate_per_minute": 1000,
     }
     values.update(overrides)
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]

@@ -16,10 +16,10 @@ from haot.identity.schemas import (
     UserRead,
     UserUpdate,
 )
-from haot.identity.service import IdentityService, UserNotFound
+from haot.identity.service import IdentityService, InvalidCredentials, UserNotFound
 from haot.platform.auth import Role
 from haot.platform.domain_docs import problems
-from haot.platform.ratelimit import Rate
+from haot.platform.ratelimit import Delays, Rate
 from haot.platform.web import API_PREFIX, AdminOnly, CurrentUser, Page, Paging, PlatformDep, path_id
 
 router = APIRouter(prefix=API_PREFIX, tags=["identity"])
@@ -63,13 +63,21 @@ async def log_in(
 ) -> TokenPair:
     response.headers.update(NO_STORE)
     settings = platform.settings
-    await platform.rate_limiter.hit(
-        "login-ip", _client_ip(request), Rate(settings.login_ip_rate_per_minute, 60)
-    )
-    await platform.rate_limiter.hit(
-        "login-account", body.email.strip().lower(), Rate(settings.login_rate_per_minute, 60)
-    )
-    return await identity.log_in(body.email, body.password)
+    limiter = platform.rate_limiter
+    ip = _client_ip(request)
+    # Per account *and* IP: someone hammering a victim's email from elsewhere never locks the
+    # victim out; from one IP, failures earn growing delays.
+    account = f"{body.email.strip().lower()}|{ip}"
+    await limiter.hit("login-ip", ip, Rate(settings.login_ip_rate_per_minute, 60))
+    await limiter.hit("login-account", account, Rate(settings.login_rate_per_minute, 60))
+    await limiter.wait_after_failures("login", account)
+    try:
+        pair = await identity.log_in(body.email, body.password)
+    except InvalidCredentials:
+        await limiter.failed("login", account, Delays(free=settings.login_failures_before_delay))
+        raise
+    await limiter.succeeded("login", account)
+    return pair
 
 
 @router.post("/auth/refresh", response_model=TokenPair, responses=problems(401, 422))
@@ -95,12 +103,26 @@ async def update_me(body: UserUpdate, principal: CurrentUser, identity: Identity
 
 
 @router.put(
-    "/users/me/password", status_code=status.HTTP_204_NO_CONTENT, responses=problems(401, 422)
+    "/users/me/password",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=problems(401, 422, 429),
 )
 async def change_password(
-    body: PasswordChange, principal: CurrentUser, identity: Identity
+    body: PasswordChange, principal: CurrentUser, identity: Identity, platform: PlatformDep
 ) -> Response:
-    await identity.change_password(principal.user_id, body)
+    """Rate-limited like a log-in: a stolen access token must not become a way to guess the
+    current password."""
+    settings, limiter = platform.settings, platform.rate_limiter
+    user = str(principal.user_id)
+    await limiter.hit("password-change", user, Rate(settings.password_change_rate_per_minute, 60))
+    await limiter.wait_after_failures("password-change", user)
+    try:
+        await identity.change_password(principal.user_id, body)
+    except InvalidCredentials:
+        delays = Delays(free=settings.login_failures_before_delay)
+        await limiter.failed("password-change", user, delays)
+        raise
+    await limiter.succeeded("password-change", user)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 

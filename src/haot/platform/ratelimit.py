@@ -28,6 +28,42 @@ return {1, 0}
 """
 
 
+# Growing delays after failures (credential guessing). KEYS[1] = the subject's failure record.
+_PENALTY_WAIT = """
+local t = redis.call('TIME')
+local now = t[1] * 1000 + math.floor(t[2] / 1000)
+local blocked_until = tonumber(redis.call('HGET', KEYS[1], 'until') or 0)
+if blocked_until > now then return blocked_until - now end
+return 0
+"""
+# ARGV: failures allowed before the first delay, first delay (ms), longest delay (ms), how long
+# failures are remembered (ms). Each failure past the free ones doubles the delay.
+_PENALTY_FAIL = """
+local t = redis.call('TIME')
+local now = t[1] * 1000 + math.floor(t[2] / 1000)
+local failures = redis.call('HINCRBY', KEYS[1], 'n', 1)
+local free = tonumber(ARGV[1])
+if failures >= free then
+  local delay = math.min(tonumber(ARGV[3]), tonumber(ARGV[2]) * 2 ^ (failures - free))
+  redis.call('HSET', KEYS[1], 'until', now + delay)
+end
+redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[4]))
+return failures
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Delays:
+    """Growing delays after failures: ``free`` failures cost nothing, then each one makes the
+    subject wait ``first_seconds``, doubling up to ``longest_seconds``; forgotten after
+    ``memory_seconds`` without a failure (or at once after a success)."""
+
+    free: int = 5
+    first_seconds: float = 1.0
+    longest_seconds: float = 900.0
+    memory_seconds: float = 3600.0
+
+
 @dataclass(frozen=True, slots=True)
 class Rate:
     """``limit`` requests per ``period_seconds``, with bursts of up to ``limit``."""
@@ -48,6 +84,8 @@ class RateLimiter:
     def __init__(self, redis: Redis, *, enabled: bool = True, prefix: str = "rl") -> None:
         self._redis = redis
         self._script = redis.register_script(_GCRA)
+        self._penalty_wait = redis.register_script(_PENALTY_WAIT)
+        self._penalty_fail = redis.register_script(_PENALTY_FAIL)
         self._enabled = enabled
         self._prefix = prefix
 
@@ -62,3 +100,32 @@ class RateLimiter:
         if not int(allowed):
             RATE_LIMITED.labels(name).inc()
             raise RateLimited(retry_after=int(-(-int(retry_after_ms) // 1000)))
+
+    def _penalty_key(self, name: str, subject: str) -> str:
+        return f"{self._prefix}:fail:{name}:{{{subject}}}"
+
+    async def wait_after_failures(self, name: str, subject: str) -> None:
+        """``RateLimited`` while ``subject`` still serves the delay its last failure earned."""
+        if not self._enabled:
+            return
+        wait_ms = int(await self._penalty_wait(keys=[self._penalty_key(name, subject)]))
+        if wait_ms > 0:
+            RATE_LIMITED.labels(f"{name}-delay").inc()
+            raise RateLimited(retry_after=-(-wait_ms // 1000))
+
+    async def failed(self, name: str, subject: str, delays: Delays) -> None:
+        if not self._enabled:
+            return
+        await self._penalty_fail(
+            keys=[self._penalty_key(name, subject)],
+            args=[
+                delays.free,
+                int(delays.first_seconds * 1000),
+                int(delays.longest_seconds * 1000),
+                int(delays.memory_seconds * 1000),
+            ],
+        )
+
+    async def succeeded(self, name: str, subject: str) -> None:
+        if self._enabled:
+            await self._redis.delete(self._penalty_key(name, subject))

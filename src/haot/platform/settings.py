@@ -67,7 +67,12 @@ class Settings(BaseSettings):
     refresh_token_ttl_seconds: int = Field(default=14 * 24 * 3600, ge=300)
 
     # Rate limits: generous enough that a crowd of real users never meets them.
+    # Log-in attempts per account from one IP a minute (per account and IP: a stranger's
+    # attempts never lock the owner out), then growing delays after failed attempts (per
+    # account and IP as well); password changes per user a minute, with the same delays.
     login_rate_per_minute: int = Field(default=10, ge=1)
+    login_failures_before_delay: int = Field(default=5, ge=1)
+    password_change_rate_per_minute: int = Field(default=5, ge=1)
     login_ip_rate_per_minute: int = Field(default=100, ge=1)
     rate_limit_enabled: bool = True
 
