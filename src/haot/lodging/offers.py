@@ -206,7 +206,10 @@ class OfferIndex:
     async def _load_all(self, today: date) -> None:
         async with self._lock:
             self._loaded_on = None
-            last_id = await self._feed.tail()  # read first: later changes are applied again
+            # Read first: changes after it are applied again by the next round, and a search
+            # that arrived after this instant must not count this load as its round.
+            started = time.monotonic()
+            last_id = await self._feed.tail()
             self._slots.clear()
             self._rt_ids.clear()
             self._rt_names.clear()
@@ -219,7 +222,7 @@ class OfferIndex:
             async with self._uow() as uow:
                 await self._read(uow.session, None, None)
             self._last_id = last_id
-            self._round_started = time.monotonic()
+            self._round_started = started
             self._loaded_on = today
 
     async def _reload(self, changes: Changes) -> None:

@@ -103,7 +103,7 @@ class Settings(BaseSettings):
     # Search: answer from the in-memory offer index (ADR 0014) rather than SQL, over this many
     # days from today (about 10 bytes per room type and day, per process).
     search_index: bool = True
-    search_index_days: int = Field(default=400, ge=31, le=800)
+    search_index_days: int = Field(default=400, ge=90, le=800)  # >= the 60-day "from" price
 
     # Reservations.
     reservation_hold_minutes: int = Field(default=10, ge=1, le=24 * 60)
