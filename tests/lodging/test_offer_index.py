@@ -110,7 +110,7 @@ async def _random_catalogue(client: httpx.AsyncClient, rng: random.Random) -> li
 
 
 def _random_query(rng: random.Random, today: date) -> SearchQuery:
-    regions = [None, "seoul", "Busan", " jeju ", "gangnam", "mapo", "nowhere"]
+    regions = [None, "seoul", "Busan", " jeju ", "gangnam", "mapo", "nowhere", "  "]
     dated = rng.random() < 0.7
     check_in = today + timedelta(days=rng.randint(0, 30))
     return SearchQuery(

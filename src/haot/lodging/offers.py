@@ -382,7 +382,7 @@ class OfferIndex:
     def search(
         self,
         *,
-        region: str,
+        region: str | None,
         guests: int,
         check_in: date | None,
         check_out: date | None,
@@ -396,7 +396,7 @@ class OfferIndex:
         rows = len(self._rt_ids)
         mask = self._active[:rows] & (self._capacity[:rows] >= guests)
         mask &= self._max_guests[:rows] >= guests
-        if region:
+        if region is not None:
             code = self._codes.get(region)
             if code is None:
                 return OfferPage([], 0)

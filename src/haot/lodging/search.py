@@ -422,7 +422,8 @@ class LodgingSearch:
 
 def _page_of_offers(query: SearchQuery, offers: OfferIndex) -> SearchPage:
     found = offers.search(
-        region=(query.region or "").strip().lower(),
+        # As the SQL statement reads it: a region given (even blank) filters, none does not.
+        region=query.region.strip().lower() if query.region else None,
         guests=query.guests,
         check_in=query.check_in,
         check_out=query.check_out,
