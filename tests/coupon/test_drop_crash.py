@@ -152,6 +152,7 @@ async def test_claims_of_a_worker_that_never_comes_back_are_taken_over(
             uow=platform.uow_factory("coupon"),
             drops=Drops(platform.redis),
             redis=platform.redis,
+            live=platform.live,
             worker_name="successor",
         )
         # Not yet idle long enough: a live worker may still be busy with them.

@@ -21,7 +21,8 @@ from sqlalchemy import event as sa_event
 from sqlalchemy import select
 
 from haot.coupon.domain import claim_id
-from haot.coupon.issuance import CLAIM_ACCEPTED, ISSUED, OVER_ISSUE_REFUSED
+from haot.coupon.events import ClaimAdmitted
+from haot.coupon.issuance import ISSUED, OVER_ISSUE_REFUSED
 from haot.coupon.models import Claim, UserCoupon
 from haot.platform.container import Platform
 from haot.platform.events import Event
@@ -35,15 +36,10 @@ pytestmark = [pytest.mark.redis]
 def admitted(event_id: uuid.UUID, user: uuid.UUID, *, claim: str | None = None) -> Event:
     """The event the pump sends for one admitted claim (``claim``: another id than the usual)."""
     raw = claim or claim_id(event_id, user)
-    return Event(
-        type=CLAIM_ACCEPTED,
-        aggregate_id=str(event_id),
-        payload={
-            "event_id": str(event_id),
-            "user_id": str(user),
-            "claim_id": raw,
-            "accepted_at_ms": int(time.time() * 1000),
-        },
+    return Event.of(
+        ClaimAdmitted(
+            event_id=event_id, user_id=user, claim_id=raw, accepted_at_ms=int(time.time() * 1000)
+        )
     )
 
 
@@ -54,7 +50,7 @@ def batch_of(event_id: uuid.UUID, size: int) -> list[Event]:
 async def persist(platform: Platform, events: Sequence[Event]) -> None:
     """One batch in one transaction, as the consumer applies it."""
     async with platform.uow_factory("coupon")() as uow:
-        await issuance_of(platform).persist_batch(uow, events)
+        await issuance_of(platform).persist_batch(uow, [ClaimAdmitted.decode(e) for e in events])
         await uow.commit()
 
 

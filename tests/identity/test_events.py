@@ -19,7 +19,7 @@ async def test_sign_up_writes_user_registered(
         SignUp(email=unique_email(), password=PASSWORD, name="K", host=True)
     )
 
-    (row,) = await outbox_events(platform, events.USER_REGISTERED)
+    (row,) = await outbox_events(platform, events.UserRegistered.TYPE)
     assert row.payload == {"user_id": str(user.id), "role": "HOST"}
     assert (row.key, row.topic) == (str(user.id), "haot.identity")
     assert row.published_at is None
@@ -35,7 +35,7 @@ async def test_failed_sign_ups_write_no_event(
     with pytest.raises(WeakPassword):
         await identity.sign_up(SignUp(email=unique_email(), password="short", name="K"))
 
-    assert len(await outbox_events(platform, events.USER_REGISTERED)) == 1
+    assert len(await outbox_events(platform, events.UserRegistered.TYPE)) == 1
 
 
 async def test_role_change_writes_user_role_changed(
@@ -46,7 +46,7 @@ async def test_role_change_writes_user_role_changed(
     await identity.admin_update(user.id, AdminUserUpdate(role=Role.HOST))
     await identity.admin_update(user.id, AdminUserUpdate(role=Role.HOST))  # no change, no event
 
-    (row,) = await outbox_events(platform, events.USER_ROLE_CHANGED)
+    (row,) = await outbox_events(platform, events.UserRoleChanged.TYPE)
     assert row.payload == {"user_id": str(user.id), "old_role": "USER", "new_role": "HOST"}
     assert row.key == str(user.id)
 
@@ -59,10 +59,10 @@ async def test_deactivation_and_reactivation_write_events(
     await identity.admin_update(user.id, AdminUserUpdate(active=False))
     await identity.admin_update(user.id, AdminUserUpdate(active=True))
 
-    assert [r.payload for r in await outbox_events(platform, events.USER_DEACTIVATED)] == [
+    assert [r.payload for r in await outbox_events(platform, events.UserDeactivated.TYPE)] == [
         {"user_id": str(user.id)}
     ]
-    assert len(await outbox_events(platform, events.USER_REACTIVATED)) == 1
+    assert len(await outbox_events(platform, events.UserReactivated.TYPE)) == 1
 
 
 async def test_operator_created_admin_is_registered_then_promoted(
@@ -72,8 +72,8 @@ async def test_operator_created_admin_is_registered_then_promoted(
         SignUp(email=unique_email(), password=PASSWORD, name="K"), Role.ADMIN
     )
 
-    (registered,) = await outbox_events(platform, events.USER_REGISTERED)
-    (promoted,) = await outbox_events(platform, events.USER_ROLE_CHANGED)
+    (registered,) = await outbox_events(platform, events.UserRegistered.TYPE)
+    (promoted,) = await outbox_events(platform, events.UserRoleChanged.TYPE)
     assert registered.payload["user_id"] == promoted.payload["user_id"] == str(admin.id)
     assert promoted.payload["new_role"] == "ADMIN"
     assert registered.id < promoted.id

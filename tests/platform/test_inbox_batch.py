@@ -14,6 +14,7 @@ from haot.platform.events import Event
 from haot.platform.inbox import Consumer, InboxEntry
 from haot.platform.settings import Settings
 from haot.platform.uow import UnitOfWork, UnitOfWorkFactory
+from tests.support.contracts import Batched, Single, envelope
 from tests.support.effects import sessions_with
 
 test_metadata = MetaData()
@@ -26,16 +27,14 @@ effects = Table(
 )
 
 CONSUMER = "test.inbox_batch"
-BATCHED = "lodging.test_batched"
-SINGLE = "lodging.test_single"
 
 
 def batched(label: str, aggregate_id: str = "agg") -> Event:
-    return Event(type=BATCHED, aggregate_id=aggregate_id, payload={"label": label})
+    return envelope(Batched, aggregate_id, label=label)
 
 
 def single(label: str, aggregate_id: str = "agg") -> Event:
-    return Event(type=SINGLE, aggregate_id=aggregate_id, payload={"label": label})
+    return envelope(Single, aggregate_id, label=label)
 
 
 @pytest.fixture
@@ -51,27 +50,24 @@ class Recorder:
         self.calls: list[list[str]] = []
         self.broken = broken if broken is not None else set()
 
-    async def many(self, uow: UnitOfWork, events: Sequence[Event]) -> None:
-        self.calls.append([e.payload["label"] for e in events])
+    async def many(self, uow: UnitOfWork, events: Sequence[Batched]) -> None:
+        self.calls.append([e.label for e in events])
         for event in events:
-            if event.payload["label"] in self.broken:
+            if event.label in self.broken:
                 raise ValueError("handler bug")
         await uow.session.execute(
-            insert(effects), [{"event_id": e.id, "label": e.payload["label"]} for e in events]
+            insert(effects), [{"event_id": e.token, "label": e.label} for e in events]
         )
 
-    async def one(self, uow: UnitOfWork, event: Event) -> None:
-        self.calls.append([event.payload["label"]])
-        await uow.session.execute(
-            insert(effects).values(event_id=event.id, label=event.payload["label"])
-        )
+    async def one(self, uow: UnitOfWork, event: Single) -> None:
+        self.calls.append([event.label])
+        await uow.session.execute(insert(effects).values(event_id=event.token, label=event.label))
 
     def consumer(self, sessions: async_sessionmaker[AsyncSession]) -> Consumer:
-        return Consumer(
-            CONSUMER,
-            UnitOfWorkFactory(sessions),
-            {SINGLE: self.one},
-            batch_handlers={BATCHED: self.many},
+        return (
+            Consumer(CONSUMER, UnitOfWorkFactory(sessions))
+            .on(Single, self.one)
+            .on_batch(Batched, self.many)
         )
 
 
@@ -138,9 +134,9 @@ async def test_a_failing_batch_is_retried_one_event_list_at_a_time(
     assert await inbox_count(sessions) == 4
 
 
-def test_an_event_type_has_one_kind_of_handler() -> None:
+def test_an_event_type_has_one_handler() -> None:
     recorder, uows = Recorder(), UnitOfWorkFactory(async_sessionmaker())
-    with pytest.raises(ValueError, match=BATCHED):
-        Consumer(CONSUMER, uows, {BATCHED: recorder.one}, batch_handlers={BATCHED: recorder.many})
-    consumer = Consumer(CONSUMER, uows, batch_handlers={BATCHED: recorder.many})
+    consumer = Consumer(CONSUMER, uows).on_batch(Batched, recorder.many)
+    with pytest.raises(ValueError, match=Batched.TYPE):
+        consumer.on(Batched, recorder.one)  # type: ignore[arg-type]
     assert consumer.sources == frozenset({"lodging"})

@@ -19,10 +19,11 @@ from haot.platform.outbox import OutboxRelay
 from haot.platform.settings import Settings
 from haot.platform.uow import UnitOfWork, UnitOfWorkFactory
 from tests.conftest import make_settings
+from tests.support.contracts import CrashThing
 from tests.support.effects import sessions_with
 from tests.support.event_worker import (
-    EVENT_TYPE,
     duplicates_skipped,
+    effect_consumer,
     effect_handler,
     effects,
     thing,
@@ -167,7 +168,7 @@ async def test_relay_to_consumer_applies_every_event_once_in_aggregate_order(
     await transport.publish(redelivered)
 
     name = f"test.kafka.{uuid.uuid4().hex[:6]}"
-    consumer = CountingConsumer(Consumer(name, uows, {EVENT_TYPE: effect_handler(name)}))
+    consumer = CountingConsumer(effect_consumer(name, uows))
     skipped_before = duplicates_skipped(name)
 
     async def all_delivered() -> bool:
@@ -198,15 +199,15 @@ async def test_failed_batch_is_not_committed_but_retried(
     flaky = events[len(events) // 2]
     failures = 0
 
-    async def flaky_handler(uow: UnitOfWork, event: Event) -> None:
+    async def flaky_handler(uow: UnitOfWork, event: CrashThing) -> None:
         nonlocal failures
         # Fails the batch, then alone (so the batch raises), then in the redelivered batch.
-        if event.id == flaky.id and failures < 3:
+        if event.token == flaky.id and failures < 3:
             failures += 1
             raise RuntimeError("transient failure")
         await record(uow, event)
 
-    consumer = CountingConsumer(Consumer(name, uows, {EVENT_TYPE: flaky_handler}))
+    consumer = CountingConsumer(Consumer(name, uows).on(CrashThing, flaky_handler))
 
     async def all_applied() -> bool:
         return len(await applied_rows(sessions, name)) >= len(events)

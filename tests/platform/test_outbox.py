@@ -25,12 +25,14 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from haot.identity.events import UserRegistered
 from haot.platform.events import Event
-from haot.platform.inbox import Consumer, InboxEntry
+from haot.platform.inbox import Consumer, Handler, InboxEntry
 from haot.platform.outbox import OutboxMessage, OutboxRelay
 from haot.platform.settings import Settings
 from haot.platform.transport import InProcessTransport
 from haot.platform.uow import UnitOfWork, UnitOfWorkFactory
+from tests.support.contracts import Thing, envelope
 from tests.support.effects import sessions_with
 
 test_metadata = MetaData()
@@ -46,11 +48,10 @@ effects = Table(
 )
 
 CONSUMER = "test.outbox_effects"
-EVENT_TYPE = "lodging.test_thing_happened"
 
 
 def thing(aggregate_id: str, seq: int, **payload: object) -> Event:
-    return Event(type=EVENT_TYPE, aggregate_id=aggregate_id, payload={"seq": seq, **payload})
+    return envelope(Thing, aggregate_id, seq=seq, **payload)
 
 
 class RecordingTransport:
@@ -83,19 +84,19 @@ def uows(sessions: async_sessionmaker[AsyncSession]) -> UnitOfWorkFactory:
     return UnitOfWorkFactory(sessions)
 
 
-async def record_effect(uow: UnitOfWork, event: Event) -> None:
+async def record_effect(uow: UnitOfWork, event: Thing) -> None:
     await uow.session.execute(
         insert(effects).values(
-            event_id=event.id,
-            aggregate_id=event.aggregate_id,
-            seq=event.payload["seq"],
-            marker=event.payload.get("marker"),
+            event_id=event.token,
+            aggregate_id=event.aggregate,
+            seq=event.seq,
+            marker=event.marker,
         )
     )
 
 
-def effect_consumer(uows: UnitOfWorkFactory, handler: object = record_effect) -> Consumer:
-    return Consumer(CONSUMER, uows, {EVENT_TYPE: handler})  # type: ignore[dict-item]
+def effect_consumer(uows: UnitOfWorkFactory, handler: Handler[Thing] = record_effect) -> Consumer:
+    return Consumer(CONSUMER, uows).on(Thing, handler)
 
 
 async def outbox_rows(sessions: async_sessionmaker[AsyncSession]) -> list[OutboxMessage]:
@@ -130,8 +131,9 @@ async def test_committed_unit_of_work_writes_its_events_to_the_outbox(
     assert [row.event_id for row in rows] == [first.id, second.id]
     assert rows[0].topic == "haot.lodging"
     assert rows[0].key == "agg-1"
-    assert rows[0].type == EVENT_TYPE
-    assert rows[0].payload == {"seq": 1}
+    assert rows[0].type == Thing.TYPE
+    assert rows[0].version == 1
+    assert rows[0].payload["seq"] == 1
     assert all(row.published_at is None for row in rows)
     assert rows[0].to_event() == first
 
@@ -141,12 +143,12 @@ async def test_unit_of_work_without_commit_writes_no_events(
 ) -> None:
     async with uows() as uow:
         uow.emit(thing("agg-1", 1))
-        await record_effect(uow, thing("agg-1", 1))
+        await record_effect(uow, Thing.decode(thing("agg-1", 1)))
 
     async def fail_midway() -> None:
         async with uows() as uow:
             uow.emit(thing("agg-2", 1))
-            await record_effect(uow, thing("agg-2", 1))
+            await record_effect(uow, Thing.decode(thing("agg-2", 1)))
             await uow.flush()
             raise RuntimeError("boom")
 
@@ -213,7 +215,7 @@ async def test_in_process_transport_delivers_to_consumer(
         for event in emitted:
             uow.emit(event)
         # An event of a context the consumer does not read is not delivered to it.
-        uow.emit(Event(type="identity.user_registered", aggregate_id="u-1", payload={}))
+        uow.emit(UserRegistered(user_id=uuid.uuid4(), role="USER"))
         await uow.commit()
 
     assert await relay.drain() == 8
@@ -241,8 +243,8 @@ async def test_failing_handler_falls_back_to_single_events_and_the_others_apply(
 ) -> None:
     broken = {"b"}
 
-    async def handler(uow: UnitOfWork, event: Event) -> None:
-        if event.aggregate_id in broken:
+    async def handler(uow: UnitOfWork, event: Thing) -> None:
+        if event.aggregate in broken:
             raise ValueError("handler bug")
         await record_effect(uow, event)
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import uuid
 from collections import Counter
 from collections.abc import Callable
+from datetime import date
 from typing import Any
 
 import pytest
@@ -27,17 +28,24 @@ class Killed(BaseException):
 
 def completed_stays(count: int = BATCH) -> list[Event]:
     return [
-        Event(
-            type=events.RESERVATION_COMPLETED,
-            aggregate_id=str(reservation_id),
-            payload={
-                "reservation_id": str(reservation_id),
-                "user_id": str(uuid.uuid4()),
-                "amount": 100_000 * (i + 1),
-                "status": "COMPLETED",
-            },
+        Event.of(
+            events.ReservationCompleted(
+                reservation_id=uuid.uuid4(),
+                user_id=uuid.uuid4(),
+                host_id=uuid.uuid4(),
+                lodging_id=uuid.uuid4(),
+                room_type_id=uuid.uuid4(),
+                check_in=date(2026, 12, 1),
+                check_out=date(2026, 12, 3),
+                amount=100_000 * (i + 1),
+                subtotal=100_000 * (i + 1),
+                points_used=0,
+                user_coupon_id=None,
+                payment_id=f"pay-{i}",
+                status="COMPLETED",
+            )
         )
-        for i, reservation_id in enumerate(uuid.uuid4() for _ in range(count))
+        for i in range(count)
     ]
 
 
@@ -140,3 +148,30 @@ async def test_an_event_that_keeps_failing_holds_back_only_itself(
     monkeypatch.undo()  # fixed: the redelivered batch applies the missing event, and only it
     await consumer.handle_batch(batch)
     assert await earns(platform) == exactly_once(batch)
+
+
+async def test_a_stay_whose_amount_key_was_renamed_earns_nothing_and_is_parked(
+    platform: Platform, points: PointService
+) -> None:
+    """A producer that renamed ``amount`` must not make the consumer earn on a default of 0 (or
+    anything else): the event is parked for someone to fix, and the rest of the batch earns."""
+    batch = completed_stays()
+    broken = batch[2]
+    renamed = dict(broken.payload)
+    renamed["paid_amount"] = renamed.pop("amount")
+    batch[2] = Event(
+        type=broken.type,
+        aggregate_id=broken.aggregate_id,
+        payload=renamed,
+        id=broken.id,
+        occurred_at=broken.occurred_at,
+    )
+    consumer = consumer_of(platform)
+    await consumer.handle_batch(batch)
+    await consumer.handle_batch(batch)  # redelivered
+
+    assert await earns(platform) == exactly_once(batch[:2] + batch[3:])
+    assert (await points.balance(uuid.UUID(renamed["user_id"]))).balance == 0
+    (letter,) = await consumer.dead_letters()
+    assert letter.event_id == broken.id
+    assert "amount" in letter.error

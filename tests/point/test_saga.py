@@ -54,7 +54,7 @@ async def test_points_are_held_at_creation_and_spent_once_on_confirmation(saga: 
 
     await saga.pay(guest, created)
     assert (await saga.reservations.get_for(guest, created.id)).status == "CONFIRMED"
-    await redeliver(saga, events.RESERVATION_CONFIRMED, created.id)
+    await redeliver(saga, events.ReservationConfirmed.TYPE, created.id)
 
     (use,) = await entries_of(saga.points, guest.user_id, "USE")
     assert (use.amount, use.reservation_id) == (-30_000, created.id)
@@ -69,7 +69,7 @@ async def _tampered_payment(saga: Saga, guest: Principal, created: Any) -> str:
     await pay_at_checkout(saga.platform, saga.gateway, created.payment_id, amount=1_000)
     await saga.payments.complete(guest, created.payment_id)
     await saga.settle()
-    return events.RESERVATION_FAILED
+    return events.ReservationFailed.TYPE
 
 
 async def _hold_expired(saga: Saga, guest: Principal, created: Any) -> str:
@@ -78,13 +78,13 @@ async def _hold_expired(saga: Saga, guest: Principal, created: Any) -> str:
     )
     assert result == {"expired": 1}
     await saga.settle()
-    return events.RESERVATION_EXPIRED
+    return events.ReservationExpired.TYPE
 
 
 async def _cancelled_while_pending(saga: Saga, guest: Principal, created: Any) -> str:
     await saga.reservations.cancel(guest, created.id, by_host=False, reason="changed my mind")
     await saga.settle()
-    return events.RESERVATION_CANCELLED
+    return events.ReservationCancelled.TYPE
 
 
 @pytest.mark.parametrize(
@@ -132,7 +132,7 @@ async def test_a_cancelled_stay_refunds_points_by_policy_once(
     cancelled = await saga.reservations.cancel(who, created.id, by_host=by_host, reason="")
     assert cancelled.status == "CANCELLED"
     await saga.settle()
-    await redeliver(saga, events.RESERVATION_CANCELLED, created.id)
+    await redeliver(saga, events.ReservationCancelled.TYPE, created.id)
 
     refunds = await entries_of(saga.points, guest.user_id, "CANCEL_USE")
     assert [(e.amount, e.reservation_id) for e in refunds] == (
@@ -150,7 +150,7 @@ async def test_a_completed_stay_earns_one_percent_of_the_paid_amount_once(saga: 
     assert result == {"completed": 1}
     await saga.settle()
     assert (await saga.reservations.get_for(guest, created.id)).status == "COMPLETED"
-    await redeliver(saga, events.RESERVATION_COMPLETED, created.id)
+    await redeliver(saga, events.ReservationCompleted.TYPE, created.id)
 
     (earn,) = await entries_of(saga.points, guest.user_id, "EARN")
     assert (earn.amount, earn.reservation_id) == (1_700, created.id)  # 1% of 170,000 paid

@@ -19,7 +19,7 @@ from standardwebhooks.webhooks import Webhook
 
 from haot.app import create_app
 from haot.fake_portone import FAKE_STORE_ID, FakePortOne
-from haot.payment.events import PAYMENT_PAID
+from haot.payment.events import PaymentPaid
 from haot.payment.portone import PortOneGateway
 from haot.platform.auth import Principal, Role
 from haot.platform.clock import seoul_today, utcnow
@@ -120,7 +120,7 @@ class Live:
     async def paid_events(self, payment_id: str) -> int:
         return sum(
             1
-            for row in await outbox(self.platform, PAYMENT_PAID)
+            for row in await outbox(self.platform, PaymentPaid.TYPE)
             if row.payload["payment_id"] == payment_id
         )
 

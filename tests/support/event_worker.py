@@ -32,15 +32,15 @@ from sqlalchemy import Column, Integer, MetaData, String, Table, Uuid, insert
 
 from haot.platform.db import Databases
 from haot.platform.events import Event
-from haot.platform.inbox import Consumer
+from haot.platform.inbox import Consumer, Handler
 from haot.platform.kafka import KafkaTransport
 from haot.platform.outbox import OutboxRelay
 from haot.platform.settings import Settings
 from haot.platform.transport import BatchHandler, Transport
 from haot.platform.uow import UnitOfWork, UnitOfWorkFactory
+from tests.support.contracts import CrashThing, envelope
 
 CRASH_EXIT_CODE = 137
-EVENT_TYPE = "crashtest.thing_happened"
 CONSUMER_NAME = "test.event_effects"
 
 test_metadata = MetaData()
@@ -58,23 +58,27 @@ effects = Table(
 
 
 def thing(aggregate_id: str, seq: int) -> Event:
-    return Event(type=EVENT_TYPE, aggregate_id=aggregate_id, payload={"seq": seq})
+    return envelope(CrashThing, aggregate_id, seq=seq)
 
 
-def effect_handler(consumer: str, delay: float = 0.0) -> Any:
-    async def record(uow: UnitOfWork, event: Event) -> None:
+def effect_handler(consumer: str, delay: float = 0.0) -> Handler[CrashThing]:
+    async def record(uow: UnitOfWork, event: CrashThing) -> None:
         if delay:
             await asyncio.sleep(delay)
         await uow.session.execute(
             insert(effects).values(
                 consumer=consumer,
-                event_id=event.id,
-                aggregate_id=event.aggregate_id,
-                seq=event.payload["seq"],
+                event_id=event.token,
+                aggregate_id=event.aggregate,
+                seq=event.seq,
             )
         )
 
     return record
+
+
+def effect_consumer(name: str, uows: UnitOfWorkFactory, delay: float = 0.0) -> Consumer:
+    return Consumer(name, uows).on(CrashThing, effect_handler(name, delay))
 
 
 def duplicates_skipped(consumer: str) -> float:
@@ -172,11 +176,7 @@ async def run_consumer(settings: Settings, stop: asyncio.Event, journal: Journal
     databases = Databases(settings)
     name = os.environ.get("EVENT_WORKER_CONSUMER", CONSUMER_NAME)
     delay = float(os.environ.get("EVENT_WORKER_DELAY", "0"))
-    consumer = Consumer(
-        name,
-        UnitOfWorkFactory(databases.sessions_for("platform")),
-        {EVENT_TYPE: effect_handler(name, delay)},
-    )
+    consumer = effect_consumer(name, UnitOfWorkFactory(databases.sessions_for("platform")), delay)
     handler: BatchHandler = CrashingConsumer(
         consumer, journal, crash_after=int(os.environ.get("EVENT_WORKER_CRASH_AFTER", "0"))
     )

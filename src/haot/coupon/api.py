@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 import orjson
-from fastapi import APIRouter, Depends, Query, Request, status
+from fastapi import APIRouter, Depends, Header, Query, Request, status
 from fastapi.responses import Response, StreamingResponse
 
 from haot.coupon.domain import UserCouponStatus
@@ -34,6 +34,7 @@ from haot.platform.web import (
     CurrentUser,
     Page,
     Paging,
+    StreamUser,
     authenticate,
     get_platform,
     path_id,
@@ -185,11 +186,19 @@ async def _claim_direct(request: DirectRequest) -> DirectResponse:
 direct_routes = [DirectRoute("POST", API_PREFIX + CLAIM_PATH, _claim_direct)]
 
 
-@router.get("/coupon-claims/stream", responses=problems(401))
-async def claim_results(user: CurrentUser, issuing: Issuing) -> StreamingResponse:
-    """Server-sent events with this user's claim outcomes (``event: claim``)."""
+@router.get("/coupon-claims/stream", responses=problems(401, 429))
+async def claim_results(
+    user: StreamUser,
+    issuing: Issuing,
+    last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
+) -> StreamingResponse:
+    """Server-sent events with this user's claim outcomes (``event: claim``, each with an ``id:``).
+    A reconnecting browser sends ``Last-Event-ID`` and first gets what it missed (outcomes are
+    kept a day). Authenticated by the ``Authorization`` header or, for a browser's EventSource,
+    the ``haot_session`` cookie (``POST /auth/session``). A user may hold a few streams at once
+    (``HAOT_LIVE_STREAMS_PER_USER``); one more is 429 ``too_many_streams``."""
     return StreamingResponse(
-        issuing.results(user.user_id),
+        await issuing.results(user.user_id, last_event_id=last_event_id),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
     )

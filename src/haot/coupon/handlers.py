@@ -2,29 +2,22 @@
 
 from __future__ import annotations
 
-import uuid
-
 from haot.coupon.service import CouponService
-from haot.platform.events import Event
-from haot.platform.inbox import Consumer, EventHandler
+from haot.platform.inbox import Consumer
 from haot.platform.uow import UnitOfWork, UnitOfWorkFactory
-from haot.reservation import events as reservation_events
+from haot.reservation.events import GIVEN_UP, ReservationConfirmed, ReservationFacts
 
 
 def coupon_consumer(uow: UnitOfWorkFactory, coupons: CouponService) -> Consumer:
-    async def use(unit: UnitOfWork, event: Event) -> None:
-        if event.payload.get("user_coupon_id"):
-            await coupons.mark_used(unit, uuid.UUID(event.payload["reservation_id"]))
+    async def use(unit: UnitOfWork, event: ReservationConfirmed) -> None:
+        if event.user_coupon_id is not None:
+            await coupons.mark_used(unit, event.reservation_id)
 
-    async def restore(unit: UnitOfWork, event: Event) -> None:
-        if event.payload.get("user_coupon_id"):
-            await coupons.restore(
-                unit,
-                uuid.UUID(event.payload["reservation_id"]),
-                uuid.UUID(event.payload["user_coupon_id"]),
-            )
+    async def restore(unit: UnitOfWork, event: ReservationFacts) -> None:
+        if event.user_coupon_id is not None:
+            await coupons.restore(unit, event.reservation_id, event.user_coupon_id)
 
-    handlers: dict[str, EventHandler] = {reservation_events.RESERVATION_CONFIRMED: use}
-    for kind in reservation_events.GIVEN_UP:
-        handlers[kind] = restore
-    return Consumer("coupon.reservations", uow, handlers)
+    consumer = Consumer("coupon.reservations", uow).on(ReservationConfirmed, use)
+    for given_up in GIVEN_UP:
+        consumer.on(given_up, restore)
+    return consumer

@@ -18,6 +18,7 @@ from prometheus_client import Counter, Gauge
 from haot.coupon import drops as drops_module
 from haot.coupon.domain import UserCouponStatus, claim_id, parse_claim_id
 from haot.coupon.drops import Admission, Drops, EventState
+from haot.coupon.events import ClaimAdmitted
 from haot.coupon.models import Claim, UserCoupon
 from haot.coupon.repository import CouponRepository
 from haot.coupon.schemas import ClaimAccepted, ClaimRead
@@ -25,14 +26,14 @@ from haot.coupon.service import EventNotFound, redis_state
 from haot.platform.clock import utcnow
 from haot.platform.errors import Conflict, NotFound, RateLimited, ServiceUnavailable
 from haot.platform.events import Event
-from haot.platform.inbox import BatchEventHandler, Consumer
+from haot.platform.inbox import Consumer
+from haot.platform.live import LiveStreams, Topic
 from haot.platform.redis import Redis
 from haot.platform.transport import Transport
 from haot.platform.uow import UnitOfWork, UnitOfWorkFactory
 
 log = structlog.get_logger(__name__)
 
-CLAIM_ACCEPTED = "coupon.claim_accepted"
 _CLAIM_NAMESPACE = uuid.UUID("6f1c2b1e-3c0a-4a57-9b8e-1c4b3c3a9d10")
 
 CLAIMS = Counter("haot_coupon_claims_total", "Event coupon claims by outcome", ["outcome"])
@@ -71,21 +72,22 @@ class StockMoved(RuntimeError):
 
 
 def _claim_event(event_id: uuid.UUID, fields: dict[str, str]) -> Event:
-    return Event(
+    """The admitted claim as it leaves its Redis stream: its id derives from the claim, so a claim
+    pumped twice is one event."""
+    return Event.of(
+        ClaimAdmitted(
+            event_id=event_id,
+            user_id=uuid.UUID(fields["user"]),
+            claim_id=fields["claim"],
+            accepted_at_ms=int(fields.get("at", "0")),
+        ),
         id=uuid.uuid5(_CLAIM_NAMESPACE, fields["claim"]),
-        type=CLAIM_ACCEPTED,
-        aggregate_id=str(event_id),
-        payload={
-            "event_id": str(event_id),
-            "user_id": fields["user"],
-            "claim_id": fields["claim"],
-            "accepted_at_ms": int(fields.get("at", "0")),
-        },
     )
 
 
-def _results_channel(user_id: uuid.UUID) -> str:
-    return f"coupon:claim-results:{{{user_id}}}"
+def claim_topic(user_id: uuid.UUID) -> Topic:
+    """Where a user's claim outcomes go live (``GET /coupon-claims/stream``)."""
+    return Topic("claim", str(user_id))
 
 
 def _outcome_message(claim: Claim) -> bytes:
@@ -102,7 +104,7 @@ def _outcome_message(claim: Claim) -> bytes:
 
 @dataclass(frozen=True, slots=True)
 class _Admitted:
-    """A ``coupon.claim_accepted`` event's payload."""
+    """An admitted claim, as the consumer settles it."""
 
     claim_id: str
     event_id: uuid.UUID
@@ -110,13 +112,12 @@ class _Admitted:
     accepted_at: datetime
 
     @classmethod
-    def of(cls, event: Event) -> _Admitted:
-        payload = event.payload
+    def of(cls, event: ClaimAdmitted) -> _Admitted:
         return cls(
-            claim_id=payload["claim_id"],
-            event_id=uuid.UUID(payload["event_id"]),
-            user_id=uuid.UUID(payload["user_id"]),
-            accepted_at=datetime.fromtimestamp(payload.get("accepted_at_ms", 0) / 1000, tz=UTC),
+            claim_id=event.claim_id,
+            event_id=event.event_id,
+            user_id=event.user_id,
+            accepted_at=datetime.fromtimestamp(event.accepted_at_ms / 1000, tz=UTC),
         )
 
     def issued(self, user_coupon_id: uuid.UUID, now: datetime) -> Claim:
@@ -147,11 +148,13 @@ class Issuance:
         uow: UnitOfWorkFactory,
         drops: Drops,
         redis: Redis,
+        live: LiveStreams,
         worker_name: str = "worker",
     ) -> None:
         self._uow = uow
         self._drops = drops
         self._redis = redis
+        self._live = live
         self._worker = worker_name
         self._rebuilding: set[uuid.UUID] = set()
         self._groups: set[uuid.UUID] = set()  # consumer groups known to exist
@@ -233,24 +236,13 @@ class Issuance:
             return ClaimRead(claim_id=raw_claim_id, event_id=event_id, status="ACCEPTED")
         raise ClaimNotFound()
 
-    async def results(self, user_id: uuid.UUID) -> AsyncIterator[bytes]:
-        """Server-sent events: each of this user's claim outcomes as it is persisted."""
-        pubsub = self._redis.pubsub()
-        await pubsub.subscribe(_results_channel(user_id))
-        try:
-            yield b": subscribed\n\n"
-            while True:
-                message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=15.0)
-                if message is None:
-                    yield b": keep-alive\n\n"
-                    continue
-                data = message["data"]
-                payload = data if isinstance(data, bytes) else str(data).encode()
-                yield b"event: claim\ndata: " + payload + b"\n\n"
-        finally:
-            with contextlib.suppress(Exception):
-                await pubsub.unsubscribe()
-                await pubsub.aclose()  # type: ignore[no-untyped-call]
+    async def results(
+        self, user_id: uuid.UUID, *, last_event_id: str | None = None
+    ) -> AsyncIterator[bytes]:
+        """Server-sent events: each of this user's claim outcomes as it is persisted (``event:
+        claim``), resumable with ``Last-Event-ID``. Raises ``TooManyStreams`` before the first
+        frame if the user has too many open."""
+        return await self._live.open(user_id, claim_topic(user_id), last_event_id=last_event_id)
 
     # Pump: Redis streams → event transport ------------------------------------------------------
 
@@ -304,7 +296,7 @@ class Issuance:
 
     # Persist: event transport → database --------------------------------------------------------
 
-    async def persist_batch(self, uow: UnitOfWork, events: Sequence[Event]) -> None:
+    async def persist_batch(self, uow: UnitOfWork, events: Sequence[ClaimAdmitted]) -> None:
         """Issue the coupons of a batch of admitted claims, first come first served, unless the
         database says no (the user already holds one of the event, or the event is at its cap).
 
@@ -323,7 +315,7 @@ class Issuance:
         for event_id in sorted(by_event):
             settled += await self._settle(repo, event_id, by_event[event_id], now)
         if settled:
-            messages = [(_results_channel(c.user_id), _outcome_message(c)) for c in settled]
+            messages = [(claim_topic(c.user_id), _outcome_message(c)) for c in settled]
             # Awaited (one round trip per batch): once the consumer's commit returns, metrics and
             # outcomes are out.
             uow.after_commit(lambda: self._announce(settled, messages), wait=True)
@@ -400,21 +392,17 @@ class Issuance:
         return rows
 
     async def _announce(
-        self, settled: Sequence[Claim], messages: Sequence[tuple[str, bytes]]
+        self, settled: Sequence[Claim], messages: list[tuple[Topic, bytes]]
     ) -> None:
         """Once committed (a batch that rolls back is retried claim by claim: counting before
         would count twice): the metrics, then every outcome of the batch in one round trip."""
         ISSUED.inc(sum(1 for c in settled if c.status == "ISSUED"))
         if refused := sum(1 for c in settled if c.reason == "sold out"):
             OVER_ISSUE_REFUSED.inc(refused)
-        pipe = self._redis.pipeline(transaction=False)
-        for channel, message in messages:
-            pipe.publish(channel, message)
-        await pipe.execute()
+        await self._live.publisher.publish(messages)
 
     def consumer(self) -> Consumer:
-        handlers: dict[str, BatchEventHandler] = {CLAIM_ACCEPTED: self.persist_batch}
-        return Consumer("coupon.claims", self._uow, batch_handlers=handlers)
+        return Consumer("coupon.claims", self._uow).on_batch(ClaimAdmitted, self.persist_batch)
 
     # Reconcile: database → Redis ---------------------------------------------------------------
 

@@ -18,9 +18,19 @@ from haot.identity.schemas import (
 )
 from haot.identity.service import IdentityService, InvalidCredentials, UserNotFound
 from haot.platform.auth import Role
+from haot.platform.clock import utcnow
 from haot.platform.domain_docs import problems
 from haot.platform.ratelimit import Delays, Rate
-from haot.platform.web import API_PREFIX, AdminOnly, CurrentUser, Page, Paging, PlatformDep, path_id
+from haot.platform.web import (
+    API_PREFIX,
+    SESSION_COOKIE,
+    AdminOnly,
+    CurrentUser,
+    Page,
+    Paging,
+    PlatformDep,
+    path_id,
+)
 
 router = APIRouter(prefix=API_PREFIX, tags=["identity"])
 
@@ -90,6 +100,39 @@ async def refresh(body: RefreshRequest, identity: Identity, response: Response) 
 async def log_out(body: RefreshRequest, identity: Identity) -> Response:
     await identity.log_out(body.refresh_token)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.post("/auth/session", status_code=status.HTTP_204_NO_CONTENT, responses=problems(401))
+async def open_session(principal: CurrentUser, request: Request, platform: PlatformDep) -> Response:
+    """Put this request's access token in the ``haot_session`` cookie (HttpOnly, SameSite=Lax,
+    Secure in production) for as long as the token lives, so that a browser's EventSource can
+    open the live streams (it cannot send headers). Only streams accept the cookie."""
+    token = request.headers["authorization"].partition(" ")[2].strip()
+    lifetime = principal.issued_at.timestamp() + platform.settings.access_token_ttl_seconds
+    response = Response(status_code=status.HTTP_204_NO_CONTENT, headers=NO_STORE)
+    response.set_cookie(
+        SESSION_COOKIE,
+        token,
+        max_age=max(1, int(lifetime - utcnow().timestamp())),
+        path="/",
+        secure=platform.settings.env == "production",
+        httponly=True,
+        samesite="lax",
+    )
+    return response
+
+
+@router.delete("/auth/session", status_code=status.HTTP_204_NO_CONTENT)
+async def close_session(platform: PlatformDep) -> Response:
+    response = Response(status_code=status.HTTP_204_NO_CONTENT)
+    response.delete_cookie(
+        SESSION_COOKIE,
+        path="/",
+        secure=platform.settings.env == "production",
+        httponly=True,
+        samesite="lax",
+    )
+    return response
 
 
 @router.get("/users/me", response_model=UserRead, responses=problems(401))

@@ -1,42 +1,41 @@
-"""Events the identity context emits."""
+"""Events the identity context emits (topic ``haot.identity``)."""
 
 from __future__ import annotations
 
-from haot.platform.events import Event
+import uuid
+from typing import ClassVar
 
-USER_REGISTERED = "identity.user_registered"
-USER_ROLE_CHANGED = "identity.user_role_changed"
-USER_DEACTIVATED = "identity.user_deactivated"
-USER_REACTIVATED = "identity.user_reactivated"
-# Every access token of the user issued at or before ``before`` (epoch seconds) is void.
-TOKENS_REVOKED = "identity.tokens_revoked"
+from haot.platform.events import EventBody
 
 
-def user_registered(user_id: str, role: str) -> Event:
-    return Event(
-        type=USER_REGISTERED, aggregate_id=user_id, payload={"user_id": user_id, "role": role}
-    )
+class _UserEvent(EventBody):
+    user_id: uuid.UUID
+
+    def aggregate_id(self) -> str:
+        return str(self.user_id)
 
 
-def user_role_changed(user_id: str, old_role: str, new_role: str) -> Event:
-    return Event(
-        type=USER_ROLE_CHANGED,
-        aggregate_id=user_id,
-        payload={"user_id": user_id, "old_role": old_role, "new_role": new_role},
-    )
+class UserRegistered(_UserEvent):
+    TYPE: ClassVar[str] = "identity.user_registered"
+    role: str
 
 
-def user_active_changed(user_id: str, *, active: bool) -> Event:
-    return Event(
-        type=USER_REACTIVATED if active else USER_DEACTIVATED,
-        aggregate_id=user_id,
-        payload={"user_id": user_id},
-    )
+class UserRoleChanged(_UserEvent):
+    TYPE: ClassVar[str] = "identity.user_role_changed"
+    old_role: str
+    new_role: str
 
 
-def tokens_revoked(user_id: str, before: float) -> Event:
-    return Event(
-        type=TOKENS_REVOKED,
-        aggregate_id=user_id,
-        payload={"user_id": user_id, "before": before},
-    )
+class UserDeactivated(_UserEvent):
+    TYPE: ClassVar[str] = "identity.user_deactivated"
+
+
+class UserReactivated(_UserEvent):
+    TYPE: ClassVar[str] = "identity.user_reactivated"
+
+
+class TokensRevoked(_UserEvent):
+    """Every access token of the user issued at or before ``before`` (epoch seconds) is void."""
+
+    TYPE: ClassVar[str] = "identity.tokens_revoked"
+    before: float

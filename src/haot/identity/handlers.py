@@ -3,19 +3,14 @@ stamp after the commit failed (Redis down for a moment), because the outbox retr
 
 from __future__ import annotations
 
-import uuid
-
-from haot.identity import events
+from haot.identity.events import TokensRevoked
 from haot.identity.service import IdentityService
-from haot.platform.events import Event
 from haot.platform.inbox import Consumer
 from haot.platform.uow import UnitOfWork, UnitOfWorkFactory
 
 
 def identity_consumer(uow: UnitOfWorkFactory, identity: IdentityService) -> Consumer:
-    async def stamp(unit: UnitOfWork, event: Event) -> None:
-        await identity.apply_revocation(
-            uuid.UUID(event.payload["user_id"]), float(event.payload["before"])
-        )
+    async def stamp(unit: UnitOfWork, event: TokensRevoked) -> None:
+        await identity.apply_revocation(event.user_id, event.before)
 
-    return Consumer("identity.revocations", uow, {events.TOKENS_REVOKED: stamp})
+    return Consumer("identity.revocations", uow).on(TokensRevoked, stamp)

@@ -132,7 +132,7 @@ class IdentityService:
                 updated_at=now,
             )
             users.add(user)
-            uow.emit(events.user_registered(str(user.id), user.role))
+            uow.emit(events.UserRegistered(user_id=user.id, role=user.role))
             try:
                 await uow.commit()
             except IntegrityError as exc:
@@ -303,12 +303,20 @@ class IdentityService:
                 raise UserNotFound()
             revoke = False
             if data.role is not None and data.role.value != user.role:
-                uow.emit(events.user_role_changed(str(user.id), user.role, data.role.value))
+                uow.emit(
+                    events.UserRoleChanged(
+                        user_id=user.id, old_role=user.role, new_role=data.role.value
+                    )
+                )
                 user.role = data.role.value
                 revoke = True
             if data.active is not None and data.active != user.active:
                 user.active = data.active
-                uow.emit(events.user_active_changed(str(user.id), active=data.active))
+                uow.emit(
+                    events.UserReactivated(user_id=user.id)
+                    if data.active
+                    else events.UserDeactivated(user_id=user.id)
+                )
             # A deactivation revokes even when the account is already inactive: an admin
             # repeating it revokes again. (An unchanged role revokes nothing: a form saved
             # without changes must not log the user out. The outbox retries every revocation.)
@@ -329,7 +337,7 @@ class IdentityService:
         so no token is issued between now and the commit), through an event: the stamp is
         retried by the outbox until it lands, whatever happens to the direct stamp below."""
         before = round(utcnow().timestamp(), 6)
-        uow.emit(events.tokens_revoked(str(user_id), before))
+        uow.emit(events.TokensRevoked(user_id=user_id, before=before))
         return before
 
     async def _stamp(self, user_id: uuid.UUID, before: float) -> None:

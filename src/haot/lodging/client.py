@@ -1,4 +1,6 @@
-"""The lodging context's public interface for other contexts (the reservation saga)."""
+"""The lodging context's public interface for other contexts (the reservation saga): the client
+Protocol with its in-process implementation, the errors it raises, and the stay rule callers may
+check locally before they call (it needs no data, so it costs no call in a split deployment)."""
 
 from __future__ import annotations
 
@@ -6,9 +8,25 @@ import uuid
 from datetime import date
 from typing import Protocol
 
+from haot.lodging.domain import stay_problem
+from haot.lodging.errors import InvalidStay
 from haot.lodging.inventory import HoldReleased, Inventory, SoldOut, StayQuote
 
-__all__ = ["HoldReleased", "InProcessLodgingClient", "LodgingClient", "SoldOut", "StayQuote"]
+__all__ = [
+    "HoldReleased",
+    "InProcessLodgingClient",
+    "InvalidStay",
+    "LodgingClient",
+    "SoldOut",
+    "StayQuote",
+    "check_stay",
+]
+
+
+def check_stay(check_in: date, check_out: date, *, today: date) -> None:
+    """Raise ``InvalidStay`` for a stay no room can be booked for (past, empty, too long)."""
+    if problem := stay_problem(check_in, check_out, today=today):
+        raise InvalidStay(problem)
 
 
 class LodgingClient(Protocol):

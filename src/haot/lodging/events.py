@@ -2,39 +2,46 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import date
+from typing import ClassVar
 
-from haot.platform.events import Event
-
-LODGING_CREATED = "lodging.lodging_created"
-LODGING_UPDATED = "lodging.lodging_updated"
-LODGING_DELETED = "lodging.lodging_deleted"
-ROOM_TYPE_CHANGED = "lodging.room_type_changed"
-CALENDAR_CHANGED = "lodging.calendar_changed"
+from haot.platform.events import EventBody
 
 
-def lodging_event(kind: str, lodging_id: str, host_id: str) -> Event:
-    return Event(
-        type=kind, aggregate_id=lodging_id, payload={"lodging_id": lodging_id, "host_id": host_id}
-    )
+class _LodgingEvent(EventBody):
+    lodging_id: uuid.UUID
+
+    def aggregate_id(self) -> str:
+        return str(self.lodging_id)
 
 
-def room_type_changed(lodging_id: str, room_type_id: str, *, deleted: bool = False) -> Event:
-    return Event(
-        type=ROOM_TYPE_CHANGED,
-        aggregate_id=lodging_id,
-        payload={"lodging_id": lodging_id, "room_type_id": room_type_id, "deleted": deleted},
-    )
+class LodgingCreated(_LodgingEvent):
+    TYPE: ClassVar[str] = "lodging.lodging_created"
+    host_id: uuid.UUID
 
 
-def calendar_changed(lodging_id: str, room_type_id: str, start: date, end: date) -> Event:
-    return Event(
-        type=CALENDAR_CHANGED,
-        aggregate_id=lodging_id,
-        payload={
-            "lodging_id": lodging_id,
-            "room_type_id": room_type_id,
-            "start": start.isoformat(),
-            "end": end.isoformat(),
-        },
-    )
+class LodgingUpdated(_LodgingEvent):
+    TYPE: ClassVar[str] = "lodging.lodging_updated"
+    host_id: uuid.UUID
+
+
+class LodgingDeleted(_LodgingEvent):
+    TYPE: ClassVar[str] = "lodging.lodging_deleted"
+    host_id: uuid.UUID
+
+
+class RoomTypeChanged(_LodgingEvent):
+    TYPE: ClassVar[str] = "lodging.room_type_changed"
+    room_type_id: uuid.UUID
+    deleted: bool = False
+
+
+class CalendarChanged(_LodgingEvent):
+    """Nights from ``start`` to ``end`` (inclusive) of a room type were opened, repriced or
+    closed."""
+
+    TYPE: ClassVar[str] = "lodging.calendar_changed"
+    room_type_id: uuid.UUID
+    start: date
+    end: date

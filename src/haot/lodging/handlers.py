@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import uuid
-
 import structlog
 from prometheus_client import Counter
 
 from haot.lodging.inventory import RELEASED, SOLD, HoldReleased, Inventory
-from haot.platform.events import Event
-from haot.platform.inbox import Consumer, EventHandler
+from haot.platform.inbox import Consumer
 from haot.platform.uow import UnitOfWork, UnitOfWorkFactory
-from haot.reservation import events as reservation_events
+from haot.reservation.events import GIVEN_UP, ReservationConfirmed, ReservationFacts
 
 log = structlog.get_logger(__name__)
 
@@ -21,19 +18,19 @@ FENCED = Counter(
 
 
 def lodging_consumer(uow: UnitOfWorkFactory, inventory: Inventory) -> Consumer:
-    async def sell(unit: UnitOfWork, event: Event) -> None:
+    async def sell(unit: UnitOfWork, event: ReservationConfirmed) -> None:
         try:
-            await inventory.move(unit, uuid.UUID(event.payload["reservation_id"]), to=SOLD)
+            await inventory.move(unit, event.reservation_id, to=SOLD)
         except HoldReleased:
             # Cannot happen while the reservation context is the only one that decides; if it
             # does, it must be seen (alert) rather than retried forever.
             FENCED.inc()
-            log.error("confirm_after_release", reservation_id=event.payload["reservation_id"])
+            log.error("confirm_after_release", reservation_id=str(event.reservation_id))
 
-    async def give_back(unit: UnitOfWork, event: Event) -> None:
-        await inventory.move(unit, uuid.UUID(event.payload["reservation_id"]), to=RELEASED)
+    async def give_back(unit: UnitOfWork, event: ReservationFacts) -> None:
+        await inventory.move(unit, event.reservation_id, to=RELEASED)
 
-    handlers: dict[str, EventHandler] = {reservation_events.RESERVATION_CONFIRMED: sell}
-    for kind in reservation_events.GIVEN_UP:
-        handlers[kind] = give_back
-    return Consumer("lodging.reservations", uow, handlers)
+    consumer = Consumer("lodging.reservations", uow).on(ReservationConfirmed, sell)
+    for given_up in GIVEN_UP:
+        consumer.on(given_up, give_back)
+    return consumer

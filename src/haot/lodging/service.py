@@ -147,9 +147,7 @@ class LodgingService:
             _apply_lodging_fields(lodging, data.model_dump(mode="python"))
             repo.add(lodging)
             await repo.replace_amenities(lodging.id, lodging.amenities)
-            uow.emit(
-                events.lodging_event(events.LODGING_CREATED, str(lodging.id), str(lodging.host_id))
-            )
+            uow.emit(events.LodgingCreated(lodging_id=lodging.id, host_id=lodging.host_id))
             await uow.commit()
         await self._cache.invalidate(lodging.id)
         return lodging_read(lodging)
@@ -185,9 +183,7 @@ class LodgingService:
                     lodging.id, lodging.amenities
                 )
             lodging.updated_at = utcnow()
-            uow.emit(
-                events.lodging_event(events.LODGING_UPDATED, str(lodging.id), str(lodging.host_id))
-            )
+            uow.emit(events.LodgingUpdated(lodging_id=lodging.id, host_id=lodging.host_id))
             await uow.commit()
         await self._cache.invalidate(lodging.id)
         return lodging_read(lodging)
@@ -201,9 +197,7 @@ class LodgingService:
                 raise LodgingHasBookings("Cancel or wait out the upcoming reservations first")
             await repo.close_future_nights(today=today, lodging_id=lodging.id)
             lodging.deleted_at = utcnow()
-            uow.emit(
-                events.lodging_event(events.LODGING_DELETED, str(lodging.id), str(lodging.host_id))
-            )
+            uow.emit(events.LodgingDeleted(lodging_id=lodging.id, host_id=lodging.host_id))
             await uow.commit()
         await self._cache.invalidate(lodging.id)
 
@@ -221,7 +215,7 @@ class LodgingService:
                 created_at=utcnow(),
             )
             LodgingRepository(uow.session).add(room_type)
-            uow.emit(events.room_type_changed(str(lodging.id), str(room_type.id)))
+            uow.emit(events.RoomTypeChanged(lodging_id=lodging.id, room_type_id=room_type.id))
             await uow.commit()
         await self._cache.invalidate(lodging.id)
         return room_type_read(room_type)
@@ -239,7 +233,7 @@ class LodgingService:
                 if data.total_rooms < room_type.total_rooms:
                     await self._shrink_nights(uow, room_type, data.total_rooms)
                 room_type.total_rooms = data.total_rooms
-            uow.emit(events.room_type_changed(str(lodging.id), str(room_type.id)))
+            uow.emit(events.RoomTypeChanged(lodging_id=lodging.id, room_type_id=room_type.id))
             await uow.commit()
         await self._cache.invalidate(lodging.id)
         return room_type_read(room_type)
@@ -270,7 +264,11 @@ class LodgingService:
                 raise LodgingHasBookings("Upcoming nights of this room type have bookings")
             await repo.close_future_nights(today=today, room_type_id=room_type.id)
             room_type.deleted_at = utcnow()
-            uow.emit(events.room_type_changed(str(lodging.id), str(room_type.id), deleted=True))
+            uow.emit(
+                events.RoomTypeChanged(
+                    lodging_id=lodging.id, room_type_id=room_type.id, deleted=True
+                )
+            )
             await uow.commit()
         await self._cache.invalidate(lodging.id)
 
@@ -300,7 +298,12 @@ class LodgingService:
                     self._change_night(night, day, data)
                 changed.append(night)
             uow.emit(
-                events.calendar_changed(str(lodging.id), str(room_type.id), data.start, data.end)
+                events.CalendarChanged(
+                    lodging_id=lodging.id,
+                    room_type_id=room_type.id,
+                    start=data.start,
+                    end=data.end,
+                )
             )
             await uow.commit()
         await self._cache.invalidate(lodging.id)

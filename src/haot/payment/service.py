@@ -234,7 +234,7 @@ class PaymentService:
     async def _apply(self, uow: UnitOfWork, payment: Payment, seen: GatewayPayment) -> None:
         repo = PaymentRepository(uow.session)
         now = utcnow()
-        reservation_id = str(payment.reservation_id)
+        reservation_id = payment.reservation_id
         if payment.status != PaymentStatus.READY.value:
             # Money arrived for a payment we had given up on (expired, cancelled, declined):
             # it must go back.
@@ -270,8 +270,7 @@ class PaymentService:
             ):
                 PAYMENTS.labels("PAID").inc()
                 uow.emit(
-                    events.payment_event(
-                        events.PAYMENT_PAID,
+                    events.PaymentPaid(
                         payment_id=payment.id,
                         reservation_id=reservation_id,
                         amount=payment.amount,
@@ -288,8 +287,7 @@ class PaymentService:
             ):
                 PAYMENTS.labels("FAILED").inc()
                 uow.emit(
-                    events.payment_event(
-                        events.PAYMENT_FAILED,
+                    events.PaymentFailed(
                         payment_id=payment.id,
                         reservation_id=reservation_id,
                         amount=payment.amount,
@@ -310,8 +308,7 @@ class PaymentService:
             PAYMENTS.labels("DISCREPANT").inc()
             log.error("payment_discrepant", payment_id=payment.id, seen=seen.paid_amount)
             uow.emit(
-                events.payment_event(
-                    events.PAYMENT_DISCREPANT,
+                events.PaymentDiscrepant(
                     payment_id=payment.id,
                     reservation_id=reservation_id,
                     amount=payment.amount,
@@ -411,10 +408,9 @@ class PaymentService:
         if refunded <= 0:
             return
         uow.emit(
-            events.payment_event(
-                events.PAYMENT_REFUNDED,
+            events.PaymentRefunded(
                 payment_id=payment.id,
-                reservation_id=str(payment.reservation_id),
+                reservation_id=payment.reservation_id,
                 amount=payment.amount,
                 refunded=refunded,
                 key=refund.key,

@@ -16,6 +16,7 @@ from haot.platform.db import Databases
 from haot.platform.idempotency import IdempotencyStore
 from haot.platform.inbox import Consumer
 from haot.platform.jobs import Jobs
+from haot.platform.live import LiveStreams
 from haot.platform.metrics import OUTBOX_BACKLOG
 from haot.platform.outbox import OutboxRelay, count_unpublished
 from haot.platform.purge import Purges
@@ -44,6 +45,11 @@ class Platform:
             ttl_seconds=settings.access_token_ttl_seconds,
         )
         self.revocations = Revocations(self.redis, ttl_seconds=settings.access_token_ttl_seconds)
+        self.live = LiveStreams(
+            self.redis,
+            per_user=settings.live_streams_per_user,
+            keep_alive_seconds=settings.live_keep_alive_seconds,
+        )
         self.transport: Transport = self._create_transport()
         self.relays: dict[str, OutboxRelay] = {
             url: OutboxRelay(
@@ -215,6 +221,7 @@ class Platform:
         self._tasks.clear()
         for action in self._on_stop:
             await action()
+        await self.live.close()
         await self.transport.stop()
         await self.redis.aclose()
         await self.databases.dispose()

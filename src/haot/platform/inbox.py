@@ -6,33 +6,38 @@ A batch is applied in one transaction (the fast path). If that fails (a handler 
 consumer instance applied one of the events first and the inbox insert conflicts) the batch is
 retried one event per transaction, so one bad event cannot hide the others' progress.
 
-A handler takes one event (``EventHandler``) or, where per-event round trips would be the cost, a
-run of consecutive events of its type (``BatchEventHandler``): it then sees every fresh event of
-that run in one call, and a one-event list when the batch is retried event by event.
+A handler takes one event (``on``) or, where per-event round trips would be the cost, a run of
+consecutive events of its type (``on_batch``): it then sees every fresh event of that run in one
+call, and a one-event list when the batch is retried event by event. Either way it receives the
+events decoded into their contract; one that does not decode is parked as a dead letter.
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from itertools import groupby
+from typing import Any, Self, TypeVar
 
 import structlog
-from sqlalchemy import String, Uuid, insert, select
+from sqlalchemy import JSON, SmallInteger, String, Text, Uuid, delete, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, mapped_column
 
 from haot.platform.clock import utcnow
 from haot.platform.db import Base, UtcDateTime
-from haot.platform.events import Event
-from haot.platform.metrics import EVENTS_CONSUMED, EVENTS_DUPLICATE
+from haot.platform.events import Event, EventBody, PoisonEvent
+from haot.platform.metrics import EVENTS_CONSUMED, EVENTS_DUPLICATE, EVENTS_POISON
 from haot.platform.uow import UnitOfWork, UnitOfWorkFactory
 
 log = structlog.get_logger(__name__)
 
-EventHandler = Callable[[UnitOfWork, Event], Awaitable[None]]
-BatchEventHandler = Callable[[UnitOfWork, Sequence[Event]], Awaitable[None]]
+B = TypeVar("B", bound=EventBody)
+
+Handler = Callable[[UnitOfWork, B], Awaitable[None]]
+BatchHandler = Callable[[UnitOfWork, Sequence[B]], Awaitable[None]]
 
 
 class InboxEntry(Base):
@@ -43,26 +48,65 @@ class InboxEntry(Base):
     processed_at: Mapped[datetime] = mapped_column(UtcDateTime)
 
 
+class DeadLetter(Base):
+    """A poison event a consumer parked: kept whole, so that once the cause is fixed it can be
+    delivered again (``haot events requeue``)."""
+
+    __tablename__ = "event_dead_letters"
+
+    consumer: Mapped[str] = mapped_column(String(100), primary_key=True)
+    event_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    type: Mapped[str] = mapped_column(String(200))
+    version: Mapped[int] = mapped_column(SmallInteger)
+    aggregate_id: Mapped[str] = mapped_column(String(200))
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+    occurred_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    error: Mapped[str] = mapped_column(Text)
+    parked_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+    def event(self) -> Event:
+        return Event(
+            id=self.event_id,
+            type=self.type,
+            version=self.version,
+            aggregate_id=self.aggregate_id,
+            payload=self.payload,
+            occurred_at=self.occurred_at,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class _Route:
+    contract: type[EventBody]
+    handler: Callable[[UnitOfWork, Any], Awaitable[None]]
+    batched: bool
+
+
 class Consumer:
     """Routes events by type to handlers, each event applied once per (consumer name, event id).
-    An event type has either a per-event handler or a batch handler, not both."""
+    A handler receives the event decoded into its contract; an event type has one handler, taking
+    one event (``on``) or a run of them (``on_batch``)."""
 
-    def __init__(
-        self,
-        name: str,
-        uow_factory: UnitOfWorkFactory,
-        handlers: Mapping[str, EventHandler] | None = None,
-        *,
-        batch_handlers: Mapping[str, BatchEventHandler] | None = None,
-    ) -> None:
+    def __init__(self, name: str, uow_factory: UnitOfWorkFactory) -> None:
         self.name = name
         self._uow_factory = uow_factory
-        self._handlers = dict(handlers or {})
-        self._batch_handlers = dict(batch_handlers or {})
-        if both := self._handlers.keys() & self._batch_handlers.keys():
-            raise ValueError(f"event types with two handlers: {sorted(both)}")
-        self._types = frozenset(self._handlers.keys() | self._batch_handlers.keys())
+        self._routes: dict[str, _Route] = {}
+        self._types: frozenset[str] = frozenset()
+        self.sources: frozenset[str] = frozenset()
+
+    def on(self, contract: type[B], handler: Handler[B]) -> Self:
+        return self._route(_Route(contract, handler, batched=False))
+
+    def on_batch(self, contract: type[B], handler: BatchHandler[B]) -> Self:
+        return self._route(_Route(contract, handler, batched=True))
+
+    def _route(self, route: _Route) -> Self:
+        if route.contract.TYPE in self._routes:
+            raise ValueError(f"{route.contract.TYPE} has two handlers in {self.name}")
+        self._routes[route.contract.TYPE] = route
+        self._types = frozenset(self._routes)
         self.sources = frozenset(event_type.split(".", 1)[0] for event_type in self._types)
+        return self
 
     async def handle_batch(self, events: Sequence[Event]) -> None:
         """Apply a batch; raises if any event failed (after applying every event it could), so the
@@ -103,41 +147,116 @@ class Consumer:
             # itself raises again, and the event is retried later instead of silently dropped.
             await self._apply([event])
 
+    async def dead_letters(self, limit: int = 100) -> list[DeadLetter]:
+        async with self._uow_factory() as uow:
+            statement = (
+                select(DeadLetter)
+                .where(DeadLetter.consumer == self.name)
+                .order_by(DeadLetter.parked_at)
+                .limit(limit)
+            )
+            return list((await uow.session.scalars(statement)).all())
+
+    async def retry_dead_letter(self, event_id: uuid.UUID) -> bool | None:
+        """Apply a parked event again, once its cause is fixed (a consumer that reads it now, or
+        a corrected payload): True if it applied, False if it was parked again, None if there is
+        no such dead letter. Unparking and applying are one transaction: it cannot get lost."""
+        async with self._uow_factory() as uow:
+            letter = await uow.session.get(DeadLetter, (self.name, event_id), with_for_update=True)
+            if letter is None:
+                return None
+            event = letter.event()
+            await uow.session.delete(letter)
+            await uow.session.execute(
+                delete(InboxEntry).where(
+                    InboxEntry.consumer == self.name, InboxEntry.event_id == event_id
+                )
+            )
+            await uow.session.flush()
+            applied = await self._apply_in(uow, [event])
+            await uow.commit()
+        EVENTS_CONSUMED.labels(self.name).inc(applied)
+        return applied == 1
+
     async def _apply(self, events: Sequence[Event]) -> None:
         async with self._uow_factory() as uow:
-            seen = set(
-                (
-                    await uow.session.scalars(
-                        select(InboxEntry.event_id).where(
-                            InboxEntry.consumer == self.name,
-                            InboxEntry.event_id.in_([e.id for e in events]),
-                        )
-                    )
-                ).all()
-            )
-            fresh: list[Event] = []
-            for event in events:
-                if event.id in seen:
-                    continue
-                seen.add(event.id)  # a batch may carry the same event twice
-                fresh.append(event)
-            now = utcnow()
-            if fresh:  # one multi-row INSERT; a row another instance wrote first fails it here
-                await uow.session.execute(
-                    insert(InboxEntry),
-                    [
-                        {"consumer": self.name, "event_id": event.id, "processed_at": now}
-                        for event in fresh
-                    ],
-                )
-            # Runs of one type keep the batch's order: a batch handler sees each run whole.
-            for event_type, run in groupby(fresh, key=lambda event: event.type):
-                if (batch_handler := self._batch_handlers.get(event_type)) is not None:
-                    await batch_handler(uow, list(run))
-                    continue
-                for event in run:
-                    await self._handlers[event_type](uow, event)
+            applied = await self._apply_in(uow, events)
             await uow.commit()
-        EVENTS_CONSUMED.labels(self.name).inc(len(fresh))
+        EVENTS_CONSUMED.labels(self.name).inc(applied)
+
+    async def _apply_in(self, uow: UnitOfWork, events: Sequence[Event]) -> int:
+        """Apply the events this consumer has not seen, in ``uow``; returns how many it applied
+        (parked poison events not counted)."""
+        seen = set(
+            (
+                await uow.session.scalars(
+                    select(InboxEntry.event_id).where(
+                        InboxEntry.consumer == self.name,
+                        InboxEntry.event_id.in_([e.id for e in events]),
+                    )
+                )
+            ).all()
+        )
+        fresh: list[Event] = []
+        for event in events:
+            if event.id in seen:
+                continue
+            seen.add(event.id)  # a batch may carry the same event twice
+            fresh.append(event)
+        now = utcnow()
+        if fresh:  # one multi-row INSERT; a row another instance wrote first fails it here
+            await uow.session.execute(
+                insert(InboxEntry),
+                [
+                    {"consumer": self.name, "event_id": event.id, "processed_at": now}
+                    for event in fresh
+                ],
+            )
+        applicable = await self._decode(uow, fresh, now)
+        # Runs of one type keep the batch's order: a batch handler sees each run whole.
+        for event_type, run in groupby(applicable, key=lambda pair: pair[0].type):
+            route = self._routes[event_type]
+            bodies = [body for _, body in run]
+            if route.batched:
+                await route.handler(uow, bodies)
+                continue
+            for body in bodies:
+                await route.handler(uow, body)
         if duplicates := len(events) - len(fresh):
             EVENTS_DUPLICATE.labels(self.name).inc(duplicates)
+        return len(applicable)
+
+    async def _decode(
+        self, uow: UnitOfWork, events: Sequence[Event], now: datetime
+    ) -> list[tuple[Event, EventBody]]:
+        """Each event with its decoded contract. A poison event is parked in the same transaction
+        as its inbox row (it is never applied with a guessed value, and never blocks the events
+        behind it), counted and logged, so that someone fixes the cause and requeues it."""
+        decoded: list[tuple[Event, EventBody]] = []
+        for event in events:
+            try:
+                decoded.append((event, self._routes[event.type].contract.decode(event)))
+            except PoisonEvent as exc:
+                EVENTS_POISON.labels(self.name, event.type).inc()
+                log.error(
+                    "consumer_event_poison",
+                    consumer=self.name,
+                    event_id=str(event.id),
+                    event_type=event.type,
+                    event_version=event.version,
+                    error=str(exc),
+                )
+                uow.session.add(
+                    DeadLetter(
+                        consumer=self.name,
+                        event_id=event.id,
+                        type=event.type,
+                        version=event.version,
+                        aggregate_id=event.aggregate_id,
+                        payload=event.payload,
+                        occurred_at=event.occurred_at,
+                        error=str(exc)[:2000],
+                        parked_at=now,
+                    )
+                )
+        return decoded

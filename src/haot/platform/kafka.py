@@ -27,7 +27,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import IllegalStateError, KafkaError
 
 from haot.platform.events import Event, decode_event, encode_event, topic_for
-from haot.platform.metrics import CONSUMER_LAG
+from haot.platform.metrics import CONSUMER_LAG, EVENTS_POISON
 from haot.platform.settings import CONTEXTS, Settings
 from haot.platform.transport import BatchHandler
 
@@ -239,13 +239,16 @@ class _ConsumerLoop:
             try:
                 events.append(decode_event(record.value))
             except Exception:
-                # A record that can never be decoded would block its partition forever.
+                # A record that can never be decoded would block its partition forever; it has
+                # no event id to park it by, so it is counted and logged whole.
+                EVENTS_POISON.labels(self._consumer.name, "undecodable").inc()
                 log.exception(
                     "consumer_record_undecodable",
                     consumer=self._consumer.name,
                     topic=partition.topic,
                     partition=partition.partition,
                     offset=record.offset,
+                    value=bytes(record.value or b"")[:2000].decode("utf-8", "replace"),
                 )
         return events
 

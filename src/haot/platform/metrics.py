@@ -40,6 +40,11 @@ EVENTS_CONSUMED = Counter("haot_events_consumed_total", "Events applied by consu
 EVENTS_DUPLICATE = Counter(
     "haot_events_duplicate_total", "Redelivered events skipped by the inbox", ["consumer"]
 )
+EVENTS_POISON = Counter(
+    "haot_events_poison_total",
+    "Events a consumer could not decode into their contract, parked as dead letters",
+    ["consumer", "type"],
+)
 CONSUMER_LAG = Gauge(
     "haot_consumer_lag",
     "Messages behind the partition end (Kafka only)",

@@ -16,7 +16,17 @@ from datetime import datetime
 from typing import Any
 
 import structlog
-from sqlalchemy import JSON, BigInteger, Index, Integer, String, Uuid, select, update
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Index,
+    Integer,
+    SmallInteger,
+    String,
+    Uuid,
+    select,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -40,6 +50,7 @@ class OutboxMessage(Base):
     topic: Mapped[str] = mapped_column(String(200))
     key: Mapped[str] = mapped_column(String(200))
     type: Mapped[str] = mapped_column(String(200))
+    version: Mapped[int] = mapped_column(SmallInteger, default=1, server_default="1")
     payload: Mapped[dict[str, Any]] = mapped_column(JSON)
     occurred_at: Mapped[datetime] = mapped_column(UtcDateTime)
     published_at: Mapped[datetime | None] = mapped_column(UtcDateTime, default=None)
@@ -60,6 +71,7 @@ class OutboxMessage(Base):
             topic=topic_for(event.context, topic_prefix),
             key=event.aggregate_id,
             type=event.type,
+            version=event.version,
             payload=event.payload,
             occurred_at=event.occurred_at,
         )
@@ -68,6 +80,7 @@ class OutboxMessage(Base):
         return Event(
             id=self.event_id,
             type=self.type,
+            version=self.version,
             aggregate_id=self.key,
             payload=self.payload,
             occurred_at=self.occurred_at,

@@ -76,6 +76,11 @@ class Settings(BaseSettings):
     login_ip_rate_per_minute: int = Field(default=100, ge=1)
     rate_limit_enabled: bool = True
 
+    # Live streams (server-sent events): open at once per user, across every process, and the
+    # keep-alive interval (an idle stream's lease lapses after three of them).
+    live_streams_per_user: int = Field(default=5, ge=1, le=100)
+    live_keep_alive_seconds: float = Field(default=15.0, gt=0, le=60)
+
     # Scheduled jobs run by workers (tests switch them off and run jobs explicitly).
     jobs_schedule: bool = True
 

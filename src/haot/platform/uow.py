@@ -22,7 +22,7 @@ from typing import Self
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from haot.platform.events import Event
+from haot.platform.events import Event, EventBody
 from haot.platform.outbox import OutboxMessage
 
 
@@ -65,9 +65,10 @@ class UnitOfWork:
             raise RuntimeError("unit of work used outside 'async with'")
         return self._session
 
-    def emit(self, event: Event) -> None:
-        """Record an event; it is written to the outbox when (and only if) this unit commits."""
-        self._events.append(event)
+    def emit(self, event: EventBody | Event) -> None:
+        """Record an event (its contract, or an envelope made of one with ``Event.of`` where its id
+        must be chosen); it is written to the outbox when (and only if) this unit commits."""
+        self._events.append(event if isinstance(event, Event) else Event.of(event))
 
     def after_commit(self, action: Callable[[], Awaitable[object]], *, wait: bool = False) -> None:
         """Run ``action`` once this unit has committed (never if it does not): awaited inside

@@ -89,7 +89,29 @@ def require_roles(*roles: Role) -> object:
     return Depends(guard)
 
 
+# A browser's EventSource cannot send an Authorization header, so streams also accept an access
+# token in this cookie (set by POST /auth/session). Only streams read it: they are GETs that
+# change nothing, so a cross-site page gains nothing by making the browser send it (and
+# SameSite=Lax keeps it off cross-site subrequests anyway). Writes still need the header.
+SESSION_COOKIE = "haot_session"
+
+
+async def stream_principal(
+    request: Request,
+    _: Annotated[HTTPAuthorizationCredentials | None, Security(bearer_scheme)] = None,
+) -> Principal:
+    platform = get_platform(request)
+    principal = await authenticate(platform, request.headers.get("authorization"))
+    if principal is None and (token := request.cookies.get(SESSION_COOKIE)):
+        principal = await authenticate(platform, f"Bearer {token}")
+    if principal is None:
+        raise Unauthorized()
+    request.state.principal = principal
+    return principal
+
+
 OptionalUser = Annotated[Principal | None, Depends(optional_principal)]
+StreamUser = Annotated[Principal, Depends(stream_principal)]
 CurrentUser = Annotated[Principal, Depends(current_principal)]
 HostOnly = Annotated[Principal, require_roles(Role.HOST, Role.ADMIN)]
 AdminOnly = Annotated[Principal, require_roles(Role.ADMIN)]

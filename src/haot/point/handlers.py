@@ -2,44 +2,45 @@
 
 from __future__ import annotations
 
-import uuid
-
-from haot.platform.events import Event
-from haot.platform.inbox import Consumer, EventHandler
+from haot.platform.inbox import Consumer
 from haot.platform.uow import UnitOfWork, UnitOfWorkFactory
 from haot.point.service import PointService
-from haot.reservation import events as reservation_events
+from haot.reservation.events import (
+    ReservationCancelled,
+    ReservationCompleted,
+    ReservationConfirmed,
+    ReservationExpired,
+    ReservationFacts,
+    ReservationFailed,
+)
 
 
 def point_consumer(uow: UnitOfWorkFactory, points: PointService) -> Consumer:
-    def reservation_of(event: Event) -> uuid.UUID:
-        return uuid.UUID(event.payload["reservation_id"])
+    async def spend(unit: UnitOfWork, event: ReservationConfirmed) -> None:
+        await points.spend(unit, event.reservation_id)
 
-    async def spend(unit: UnitOfWork, event: Event) -> None:
-        await points.spend(unit, reservation_of(event))
+    async def release(unit: UnitOfWork, event: ReservationFacts) -> None:
+        await points.release(unit, event.reservation_id)
 
-    async def release(unit: UnitOfWork, event: Event) -> None:
-        await points.release(unit, reservation_of(event))
-
-    async def cancelled(unit: UnitOfWork, event: Event) -> None:
-        if event.payload.get("was_confirmed"):
-            await points.refund(unit, reservation_of(event), int(event.payload["points_refund"]))
+    async def cancelled(unit: UnitOfWork, event: ReservationCancelled) -> None:
+        if event.was_confirmed:
+            await points.refund(unit, event.reservation_id, event.points_refund)
         else:
-            await points.release(unit, reservation_of(event))
+            await points.release(unit, event.reservation_id)
 
-    async def earn(unit: UnitOfWork, event: Event) -> None:
+    async def earn(unit: UnitOfWork, event: ReservationCompleted) -> None:
         await points.earn(
             unit,
-            user_id=uuid.UUID(event.payload["user_id"]),
-            reservation_id=reservation_of(event),
-            paid_amount=int(event.payload["amount"]),
+            user_id=event.user_id,
+            reservation_id=event.reservation_id,
+            paid_amount=event.amount,
         )
 
-    handlers: dict[str, EventHandler] = {
-        reservation_events.RESERVATION_CONFIRMED: spend,
-        reservation_events.RESERVATION_EXPIRED: release,
-        reservation_events.RESERVATION_FAILED: release,
-        reservation_events.RESERVATION_CANCELLED: cancelled,
-        reservation_events.RESERVATION_COMPLETED: earn,
-    }
-    return Consumer("point.reservations", uow, handlers)
+    return (
+        Consumer("point.reservations", uow)
+        .on(ReservationConfirmed, spend)
+        .on(ReservationExpired, release)
+        .on(ReservationFailed, release)
+        .on(ReservationCancelled, cancelled)
+        .on(ReservationCompleted, earn)
+    )

@@ -19,13 +19,10 @@ from typing import Any
 import structlog
 from prometheus_client import Counter
 
-from haot.lodging.client import LodgingClient, StayQuote
-from haot.lodging.domain import stay_problem
-from haot.lodging.errors import InvalidStay
+from haot.lodging.client import LodgingClient, StayQuote, check_stay
 from haot.platform.auth import Principal
 from haot.platform.clock import seoul_today, utcnow
 from haot.platform.errors import Conflict, HaotError, InvalidInput, NotFound
-from haot.platform.events import Event
 from haot.platform.ids import new_id
 from haot.platform.uow import UnitOfWork, UnitOfWorkFactory
 from haot.platform.web import Page, PageParams
@@ -105,29 +102,32 @@ def reservation_read(r: Reservation) -> ReservationRead:
     )
 
 
-def reservation_event(kind: str, reservation: Reservation, **extra: Any) -> Event:
-    return Event(
-        type=kind,
-        aggregate_id=str(reservation.id),
-        payload={
-            "reservation_id": str(reservation.id),
-            "user_id": str(reservation.user_id),
-            "host_id": str(reservation.host_id),
-            "lodging_id": str(reservation.lodging_id),
-            "room_type_id": str(reservation.room_type_id),
-            "check_in": reservation.check_in.isoformat(),
-            "check_out": reservation.check_out.isoformat(),
-            "amount": reservation.amount,
-            "subtotal": reservation.subtotal,
-            "points_used": reservation.points_used,
-            "user_coupon_id": str(reservation.user_coupon_id)
-            if reservation.user_coupon_id
-            else None,
-            "payment_id": reservation.payment_id,
-            "status": reservation.status,
-            **extra,
-        },
-    )
+def reservation_facts(reservation: Reservation) -> dict[str, Any]:
+    """The fields every reservation event carries."""
+    return {
+        "reservation_id": reservation.id,
+        "user_id": reservation.user_id,
+        "host_id": reservation.host_id,
+        "lodging_id": reservation.lodging_id,
+        "room_type_id": reservation.room_type_id,
+        "check_in": reservation.check_in,
+        "check_out": reservation.check_out,
+        "amount": reservation.amount,
+        "subtotal": reservation.subtotal,
+        "points_used": reservation.points_used,
+        "user_coupon_id": reservation.user_coupon_id,
+        "payment_id": reservation.payment_id,
+        "status": reservation.status,
+    }
+
+
+_EVENT_OF: dict[ReservationStatus, type[events.ReservationFacts]] = {
+    ReservationStatus.CONFIRMED: events.ReservationConfirmed,
+    ReservationStatus.EXPIRED: events.ReservationExpired,
+    ReservationStatus.FAILED: events.ReservationFailed,
+    ReservationStatus.CANCELLED: events.ReservationCancelled,
+    ReservationStatus.COMPLETED: events.ReservationCompleted,
+}
 
 
 def move(
@@ -141,13 +141,6 @@ def move(
     reservation.status = target.value
     reservation.version += 1
     reservation.updated_at = now
-    kind = {
-        ReservationStatus.CONFIRMED: events.RESERVATION_CONFIRMED,
-        ReservationStatus.EXPIRED: events.RESERVATION_EXPIRED,
-        ReservationStatus.FAILED: events.RESERVATION_FAILED,
-        ReservationStatus.CANCELLED: events.RESERVATION_CANCELLED,
-        ReservationStatus.COMPLETED: events.RESERVATION_COMPLETED,
-    }[target]
     if target is ReservationStatus.CONFIRMED:
         reservation.confirmed_at = now
     elif target is ReservationStatus.CANCELLED:
@@ -155,7 +148,7 @@ def move(
     elif target is ReservationStatus.COMPLETED:
         reservation.completed_at = now
     RESERVATIONS.labels(target.value).inc()
-    uow.emit(reservation_event(kind, reservation, **extra))
+    uow.emit(_EVENT_OF[target](**reservation_facts(reservation), **extra))
 
 
 class ReservationService:
@@ -184,8 +177,7 @@ class ReservationService:
 
     @staticmethod
     def _check_dates(request: StayRequest) -> None:
-        if problem := stay_problem(request.check_in, request.check_out, today=seoul_today()):
-            raise InvalidStay(problem)
+        check_stay(request.check_in, request.check_out, today=seoul_today())
 
     async def _discounts(
         self, user_id: uuid.UUID, request: StayRequest, stay: StayQuote
