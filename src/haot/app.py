@@ -17,7 +17,7 @@ from starlette.responses import Response
 from haot.bootstrap import api_routers, build_platform, direct_routes
 from haot.payment.gateway import PaymentGateway
 from haot.platform.body_limit import BodyLimitMiddleware
-from haot.platform.direct import DirectRoutesMiddleware
+from haot.platform.direct import DirectRequest, DirectResponse, DirectRoute, DirectRoutesMiddleware
 from haot.platform.idempotency import IdempotencyMiddleware
 from haot.platform.metrics import render_metrics
 from haot.platform.observability import RequestContextMiddleware, configure_logging
@@ -84,8 +84,8 @@ def create_app(
     install_problem_handlers(app)
 
     @app.get("/healthz", include_in_schema=False)
-    async def healthz() -> dict[str, str]:
-        return {"status": "ok"}
+    async def healthz() -> Response:
+        return Response(HEALTHY, media_type="application/json")
 
     @app.get("/readyz", include_in_schema=False)
     async def readyz(request: Request) -> Response:
@@ -115,9 +115,12 @@ def create_app(
         app.state.fake_portone = fake_portone
         app.mount("/fake-portone", fake_portone.app)
 
-    # Outermost last: request context, then Idempotency-Key, then the direct routes.
-    if routes := direct_routes(contexts):
-        app.add_middleware(DirectRoutesMiddleware, routes=routes)
+    # Outermost last: request context, then Idempotency-Key, then the direct routes (the liveness
+    # probe among them: it is asked every few seconds, and needs nothing FastAPI does).
+    app.add_middleware(
+        DirectRoutesMiddleware,
+        routes=[DirectRoute("GET", "/healthz", _healthz), *direct_routes(contexts)],
+    )
     app.add_middleware(IdempotencyMiddleware)
     app.add_middleware(
         BodyLimitMiddleware,
@@ -138,6 +141,13 @@ def create_app(
         )
     app.openapi = lambda: _openapi_with_idempotency_keys(app)  # type: ignore[method-assign]
     return app
+
+
+HEALTHY = b'{"status":"ok"}'
+
+
+async def _healthz(request: DirectRequest) -> DirectResponse:
+    return DirectResponse(200, HEALTHY)
 
 
 _WRITES = ("post", "put", "patch", "delete")

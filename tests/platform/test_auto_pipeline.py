@@ -119,3 +119,24 @@ async def test_a_failed_round_trip_reaches_every_caller_of_the_batch() -> None:
         await unreachable.aclose()
 
     assert all(isinstance(r, RedisConnectionError) for r in results), results
+
+
+async def test_one_callers_commands_leave_together_with_the_others(client: Redis) -> None:
+    sizes = counting_pipelines(client)
+    batched = AutoPipeline(client)
+    prefix = f"ap:{uuid.uuid4().hex}"
+    await client.set(f"{prefix}:a", "1")
+    await client.set(f"{prefix}:b", "2")
+
+    many, single = await asyncio.gather(
+        batched.execute_many(("GET", f"{prefix}:a"), ("GET", f"{prefix}:b"), ("GET", "nothing")),
+        batched.execute("GET", f"{prefix}:b"),
+    )
+    assert many == ["1", "2", None]
+    assert single == "2"
+    assert sizes == [4]  # one round trip for all four
+
+    await client.set(f"{prefix}:s", "text")
+    with pytest.raises(ResponseError):
+        await batched.execute_many(("INCR", f"{prefix}:s"), ("GET", f"{prefix}:a"))
+    assert await batched.execute_many(("GET", f"{prefix}:a")) == ["1"]

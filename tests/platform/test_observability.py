@@ -210,9 +210,14 @@ async def test_logs_are_json_with_request_id_and_no_secrets(
 
 
 async def test_healthz_and_readyz(probe_client: httpx.AsyncClient) -> None:
+    probes_before = requests_total("GET", "/healthz", 200)
     health = await probe_client.get("/healthz")
     assert health.status_code == 200
     assert health.json() == {"status": "ok"}
+    assert health.headers["content-type"] == "application/json"
+    # Answered by a direct route, it still goes through the platform's edge: counted, with an id.
+    assert requests_total("GET", "/healthz", 200) - probes_before == 1
+    assert health.headers["x-request-id"]
     ready = await probe_client.get("/readyz")
     assert ready.status_code == 200, ready.text
     body = ready.json()

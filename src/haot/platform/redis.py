@@ -82,6 +82,20 @@ class AutoPipeline:
         self._sending: set[asyncio.Task[None]] = set()
 
     async def execute(self, *command: Any) -> Any:
+        return await self._enqueue(command)
+
+    async def execute_many(self, *commands: tuple[Any, ...]) -> list[Any]:
+        """Several commands of one caller, in the same batch; their replies in order (the first
+        error reply raises)."""
+        replies = [self._enqueue(command) for command in commands]
+        try:
+            return [await reply for reply in replies]
+        finally:
+            for reply in replies:  # an error reply we did not get to is still ours: retrieve it
+                if reply.done() and not reply.cancelled():
+                    reply.exception()
+
+    def _enqueue(self, command: tuple[Any, ...]) -> asyncio.Future[Any]:
         loop = asyncio.get_running_loop()
         reply: asyncio.Future[Any] = loop.create_future()
         self._queue.append((command, reply))
@@ -90,7 +104,7 @@ class AutoPipeline:
         elif not self._flush_scheduled:
             self._flush_scheduled = True
             loop.call_soon(self._flush)
-        return await reply
+        return reply
 
     def _flush(self) -> None:
         self._flush_scheduled = False
