@@ -30,6 +30,8 @@ log = structlog.get_logger(__name__)
 
 BackgroundTask = Callable[[asyncio.Event], Awaitable[None]]
 
+STOP_GRACE_SECONDS = 5.0
+
 
 class Platform:
     def __init__(self, settings: Settings, *, contexts: tuple[str, ...] = CONTEXTS) -> None:
@@ -215,9 +217,16 @@ class Platform:
 
     async def stop(self) -> None:
         self._stop.set()
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        # Every background task returns at its next check of the stop event; only what overruns
+        # the grace is cancelled. A task cancelled inside a transaction leaves its connection
+        # invalidated mid-statement: on SQLite that connection could keep the write lock (a
+        # closed connection whose statement is still referenced) until the garbage collector
+        # got to it, and the next writer waited out its busy timeout.
+        if self._tasks:
+            _, overrunning = await asyncio.wait(self._tasks, timeout=STOP_GRACE_SECONDS)
+            for task in overrunning:
+                task.cancel()
+            await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks.clear()
         for action in self._on_stop:
             await action()
