@@ -16,19 +16,20 @@ class _LodgingEvent(EventBody):
         return str(self.lodging_id)
 
 
-class LodgingCreated(_LodgingEvent):
+class _HostedLodgingEvent(_LodgingEvent):
+    host_id: uuid.UUID
+
+
+class LodgingCreated(_HostedLodgingEvent):
     TYPE: ClassVar[str] = "lodging.lodging_created"
-    host_id: uuid.UUID
 
 
-class LodgingUpdated(_LodgingEvent):
+class LodgingUpdated(_HostedLodgingEvent):
     TYPE: ClassVar[str] = "lodging.lodging_updated"
-    host_id: uuid.UUID
 
 
-class LodgingDeleted(_LodgingEvent):
+class LodgingDeleted(_HostedLodgingEvent):
     TYPE: ClassVar[str] = "lodging.lodging_deleted"
-    host_id: uuid.UUID
 
 
 class RoomTypeChanged(_LodgingEvent):
