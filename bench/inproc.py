@@ -15,27 +15,35 @@ import argparse
 import asyncio
 import cProfile
 import os
+import random
 import secrets
 import subprocess
 import sys
 import time
 import uuid
 from collections import Counter
+from datetime import timedelta
 from typing import Any
 
 import httpx
 from asgi_lifespan import LifespanManager
 
+from bench import workloads
+from bench.catalogue import Catalogue, load
 from bench.claims import CLAIM_ROUTE
 from bench.harness import Backends
 from haot.app import create_app
 from haot.platform.auth import Role, TokenSigner
+from haot.platform.clock import seoul_today
 from haot.platform.settings import Settings
 
-Call = tuple[str, list[tuple[bytes, bytes]]]
+RESERVATIONS = "/api/v1/reservations"
+Call = tuple[str, list[tuple[bytes, bytes]]] | tuple[str, list[tuple[bytes, bytes]], bytes]
 
 
-async def _call(app: Any, method: str, path: str, headers: list[tuple[bytes, bytes]]) -> int:
+async def _call(
+    app: Any, method: str, path: str, headers: list[tuple[bytes, bytes]], body: bytes = b""
+) -> int:
     scope = {
         "type": "http",
         "asgi": {"version": "3.0", "spec_version": "2.3"},
@@ -58,7 +66,7 @@ async def _call(app: Any, method: str, path: str, headers: list[tuple[bytes, byt
         nonlocal sent
         if not sent:
             sent = True
-            return {"type": "http.request", "body": b"", "more_body": False}
+            return {"type": "http.request", "body": body, "more_body": False}
         await asyncio.sleep(3600)
         return {"type": "http.disconnect"}
 
@@ -78,8 +86,8 @@ async def _drive(
     queue = iter(paths_and_headers)
 
     async def worker() -> None:
-        for path, headers in queue:
-            statuses[await _call(app, method, path, headers)] += 1
+        for path, headers, *body in queue:
+            statuses[await _call(app, method, path, headers, *body)] += 1
 
     cpu, wall = time.process_time(), time.perf_counter()
     await asyncio.gather(*(worker() for _ in range(c)))
@@ -87,7 +95,13 @@ async def _drive(
 
 
 async def run(
-    backends: Backends, requests: int, concurrency: int, profile: str | None, target: str
+    backends: Backends,
+    requests: int,
+    concurrency: int,
+    profile: str | None,
+    target: str,
+    catalogue: Catalogue,
+    only: list[str],
 ) -> None:
     secret = secrets.token_urlsafe(48)
     settings = Settings(
@@ -97,6 +111,7 @@ async def run(
         redis_url=backends.redis_url,
         jwt_secret=secret,
         log_level="WARNING",
+        max_pending_reservations_per_user=100,
     )
     app = create_app(settings)
     signer = TokenSigner(secret, issuer="haot", audience="haot-api", ttl_seconds=900)
@@ -109,6 +124,8 @@ async def run(
         await _drive(asgi, "GET", [("/healthz", [])] * 500, concurrency)  # warm-up
 
         async def measure(name: str, method: str, calls: list[Call]) -> None:
+            if only and name not in only:
+                return
             profiler = cProfile.Profile() if profile and target == name else None
             if profiler:
                 profiler.enable()
@@ -130,7 +147,37 @@ async def run(
         await measure("healthz", "GET", [("/healthz", [])] * requests)
         await measure("drop", "POST", claims(drop))
         await measure("unlimited", "POST", claims(unlimited))
+        await measure("booking", "POST", bookings(catalogue, requests, signer))
+        await measure("sold_out", "POST", last_room(catalogue, requests, signer))
         await client.aclose()
+
+
+def bookings(catalogue: Catalogue, requests: int, signer: TokenSigner) -> list[Call]:
+    """Stays spread over the catalogue, 50 guests, an Idempotency-Key each (as in make bench)."""
+    rng = random.Random(12)  # noqa: S311 (a reproducible workload, not a secret)
+    room_types = workloads.booked_room_types(catalogue, 500, rng)
+    bodies = workloads.stay_bodies(catalogue, room_types, requests, rng)
+    guests = [signer.issue(uuid.uuid4(), Role.USER).token for _ in range(50)]
+    return [(RESERVATIONS, _booking_headers(rng.choice(guests)), body.encode()) for body in bodies]
+
+
+def last_room(catalogue: Catalogue, requests: int, signer: TokenSigner) -> list[Call]:
+    """Every request wants the same 3 nights of one room type: all but its rooms answer 409."""
+    room_type = catalogue.room_types[-1]
+    (body,) = workloads.race_bodies(room_type, catalogue.first_night + timedelta(days=3))
+    guests = [signer.issue(uuid.uuid4(), Role.USER).token for _ in range(50)]
+    rng = random.Random(13)  # noqa: S311 (a reproducible workload, not a secret)
+    return [
+        (RESERVATIONS, _booking_headers(rng.choice(guests)), body.encode()) for _ in range(requests)
+    ]
+
+
+def _booking_headers(token: str) -> list[tuple[bytes, bytes]]:
+    return [
+        (b"authorization", f"Bearer {token}".encode()),
+        (b"content-type", b"application/json"),
+        (b"idempotency-key", uuid.uuid4().hex.encode()),
+    ]
 
 
 def _line(name: str, cpu: float, wall: float, n: int, statuses: Counter[int]) -> str:
@@ -141,7 +188,7 @@ def _line(name: str, cpu: float, wall: float, n: int, statuses: Counter[int]) ->
 
 
 async def _seed(client: httpx.AsyncClient, admin: str, quantity: int | None) -> str:
-    from datetime import UTC, datetime, timedelta
+    from datetime import UTC, datetime
 
     headers = {"Authorization": f"Bearer {admin}"}
     now = datetime.now(UTC)
@@ -177,7 +224,14 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=5000)
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--profile", default=None, help="write a cProfile of one run here")
-    parser.add_argument("--target", choices=("healthz", "drop", "unlimited"), default="drop")
+    parser.add_argument(
+        "--target",
+        choices=("healthz", "drop", "unlimited", "booking", "sold_out"),
+        default="drop",
+    )
+    parser.add_argument(
+        "--only", action="append", default=[], help="run only this target (repeatable)"
+    )
     args = parser.parse_args()
     backends = Backends()
     backends.claim_redis()
@@ -195,9 +249,23 @@ def main() -> None:
             timeout=120,
             stdout=subprocess.DEVNULL,
         )
+        first_night = seoul_today() + timedelta(days=1)
+        catalogue = asyncio.run(
+            load(backends.database_dsn, lodgings=300, nights=60, first_night=first_night)
+        )
         import uvloop
 
-        uvloop.run(run(backends, args.requests, args.concurrency, args.profile, args.target))
+        uvloop.run(
+            run(
+                backends,
+                args.requests,
+                args.concurrency,
+                args.profile,
+                args.target,
+                catalogue,
+                args.only,
+            )
+        )
     finally:
         backends.drop_database()
         backends.release_redis()

@@ -117,11 +117,12 @@ def create_app(
 
     # Outermost last: request context, then Idempotency-Key, then the direct routes (the liveness
     # probe among them: it is asked every few seconds, and needs nothing FastAPI does).
+    direct = [DirectRoute("GET", "/healthz", _healthz), *direct_routes(contexts)]
+    app.add_middleware(DirectRoutesMiddleware, routes=direct)
     app.add_middleware(
-        DirectRoutesMiddleware,
-        routes=[DirectRoute("GET", "/healthz", _healthz), *direct_routes(contexts)],
+        IdempotencyMiddleware,
+        keyed_by_route={(r.method, r.path) for r in direct if r.keeps_idempotency_key},
     )
-    app.add_middleware(IdempotencyMiddleware)
     app.add_middleware(
         BodyLimitMiddleware,
         max_bytes=settings.max_body_bytes,

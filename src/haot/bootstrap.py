@@ -242,6 +242,10 @@ def direct_routes(contexts: tuple[str, ...]) -> list[DirectRoute]:
         from haot.coupon.api import direct_routes as coupon_routes
 
         routes += coupon_routes
+    if "reservation" in contexts:
+        from haot.reservation.api import direct_routes as reservation_routes
+
+        routes += reservation_routes
     return routes
 
 

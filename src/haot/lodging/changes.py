@@ -12,7 +12,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass, field
 
-from haot.platform.redis import Redis, as_text
+from haot.platform.redis import AutoPipeline, Redis, as_text
 
 STREAM = "lodging:changes"
 CAP = 100_000
@@ -33,6 +33,8 @@ class ChangeFeed:
     def __init__(self, redis: Redis, *, batch: int = 5_000) -> None:
         self._redis = redis
         self._batch = batch
+        # Every booking appends one entry after its commit: concurrent bookings share a round trip.
+        self._appends = AutoPipeline(redis)
 
     async def lodging_changed(self, lodging_id: uuid.UUID) -> None:
         await self._append(LODGING, lodging_id)
@@ -41,8 +43,8 @@ class ChangeFeed:
         await self._append(ROOM_TYPE, room_type_id)
 
     async def _append(self, kind: str, entity_id: uuid.UUID) -> None:
-        await self._redis.xadd(
-            STREAM, {"k": kind, "id": str(entity_id)}, maxlen=CAP, approximate=True
+        await self._appends.execute(
+            "XADD", STREAM, "MAXLEN", "~", CAP, "*", "k", kind, "id", str(entity_id)
         )
 
     async def tail(self) -> str:

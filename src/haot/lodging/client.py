@@ -34,6 +34,12 @@ class LodgingClient(Protocol):
         self, room_type_id: uuid.UUID, check_in: date, check_out: date, guests: int
     ) -> StayQuote: ...
 
+    async def check_available(
+        self, room_type_id: uuid.UUID, check_in: date, check_out: date, guests: int
+    ) -> None:
+        """Raise ``SoldOut`` (or ``InvalidStay``) early for a stay ``hold`` would refuse for its
+        nights right now; a pass promises nothing."""
+
     async def hold(
         self,
         reservation_id: uuid.UUID,
@@ -56,6 +62,11 @@ class InProcessLodgingClient:
         self, room_type_id: uuid.UUID, check_in: date, check_out: date, guests: int
     ) -> StayQuote:
         return await self._inventory.quote(room_type_id, check_in, check_out, guests)
+
+    async def check_available(
+        self, room_type_id: uuid.UUID, check_in: date, check_out: date, guests: int
+    ) -> None:
+        await self._inventory.check_available(room_type_id, check_in, check_out, guests)
 
     async def hold(
         self,

@@ -155,6 +155,31 @@ class Inventory:
             )
         return self._quote(lodging, room_type, nights)
 
+    async def check_available(
+        self, room_type_id: uuid.UUID, check_in: date, check_out: date, guests: int
+    ) -> None:
+        """Raise what ``hold`` would raise for a stay whose nights cannot be had right now
+        (sold out, closed, outside a night's stay rules). One unlocked read: a pass promises
+        nothing (``hold`` decides), but a refusal spares the booking its lock, its transaction and
+        its writes, which is what most answers in a rush for the last rooms are. Silent wherever
+        ``hold`` would answer otherwise (no such room type, a party that does not fit, a night
+        never opened), so the answer never depends on whether this ran."""
+        async with self._uow() as uow:
+            nights = (
+                await uow.session.execute(
+                    _NIGHTS_OF_BOOKABLE_STAY,
+                    {
+                        "p_room_type_id": room_type_id,
+                        "p_check_in": check_in,
+                        "p_check_out": check_out,
+                        "p_guests": guests,
+                        "p_length": (check_out - check_in).days,
+                    },
+                )
+            ).all()
+        if len(nights) == (check_out - check_in).days:
+            _check_nights(nights, check_in, check_out, set())
+
     async def hold(
         self,
         reservation_id: uuid.UUID,
@@ -461,6 +486,23 @@ _NIGHTS_OF_STAY = (
         _NIGHTS.c.date < bindparam("p_check_out"),
     )
     .order_by(_NIGHTS.c.date)
+)
+_ROOM_TYPES = cast(Table, RoomType.__table__)
+_LODGINGS = cast(Table, Lodging.__table__)
+# The nights of a stay whose room type and lodging are live and take the party and the length.
+_NIGHTS_OF_BOOKABLE_STAY = _NIGHTS_OF_STAY.join_from(
+    _NIGHTS, _ROOM_TYPES, _ROOM_TYPES.c.id == _NIGHTS.c.room_type_id
+).where(
+    _ROOM_TYPES.c.deleted_at.is_(None),
+    _ROOM_TYPES.c.capacity >= bindparam("p_guests"),
+    _ROOM_TYPES.c.lodging_id.in_(
+        select(_LODGINGS.c.id).where(
+            _LODGINGS.c.id == _ROOM_TYPES.c.lodging_id,
+            _LODGINGS.c.deleted_at.is_(None),
+            _LODGINGS.c.max_guests >= bindparam("p_guests"),
+            _LODGINGS.c.max_nights >= bindparam("p_length"),
+        )
+    ),
 )
 # A Core statement on the table, not the ORM entity: the ORM's bulk-update path (session
 # synchronisation, compile state) cost more than the statement itself on the hottest write.

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
@@ -57,6 +57,13 @@ def is_stored(status: int) -> bool:
 class InvalidIdempotencyKey(InvalidInput):
     code = "invalid_idempotency_key"
     title = "Idempotency-Key must be 1-255 visible ASCII characters"
+
+
+def checked_key(raw: str) -> str:
+    """An Idempotency-Key as sent, or ``InvalidIdempotencyKey``."""
+    if not 1 <= len(raw) <= 255 or not all(33 <= ord(c) <= 126 for c in raw):
+        raise InvalidIdempotencyKey()
+    return raw
 
 
 class IdempotencyRecord(Base):
@@ -253,11 +260,21 @@ class _DisconnectedError(Exception):
 
 
 class IdempotencyMiddleware:
-    def __init__(self, app: ASGIApp) -> None:
+    """``keyed_by_route``: (method, path) of routes that keep their key with what they create,
+    in their own transaction (a booking: ADR 0016); they validate the key themselves."""
+
+    def __init__(
+        self, app: ASGIApp, keyed_by_route: Collection[tuple[str, str]] = frozenset()
+    ) -> None:
         self.app = app
+        self._keyed_by_route = frozenset(keyed_by_route)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["method"] not in _METHODS:
+        if (
+            scope["type"] != "http"
+            or scope["method"] not in _METHODS
+            or (scope["method"], scope["path"]) in self._keyed_by_route
+        ):
             await self.app(scope, receive, send)
             return
         headers = dict(scope["headers"])
@@ -283,9 +300,7 @@ class IdempotencyMiddleware:
     async def _handle(
         self, scope: Scope, receive: Receive, send: Send, headers: dict[bytes, bytes], raw: bytes
     ) -> None:
-        key = raw.decode("latin-1")
-        if not 1 <= len(key) <= 255 or not all(33 <= ord(c) <= 126 for c in key):
-            raise InvalidIdempotencyKey()
+        key = checked_key(raw.decode("latin-1"))
         body = await _read_body(receive)
         digest = hashlib.sha256()
         for part in (scope["method"], scope["path"], scope.get("query_string", b"").decode()):

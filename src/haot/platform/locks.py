@@ -10,8 +10,11 @@ from __future__ import annotations
 import hashlib
 import uuid
 
-from sqlalchemy import func, select
+from sqlalchemy import BigInteger, bindparam, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
+
+# Built once: on the booking path, building the expression cost more than running it.
+_LOCK = select(func.pg_advisory_xact_lock(bindparam("p_lock", type_=BigInteger)))
 
 
 def lock_number(namespace: str, key: uuid.UUID) -> int:
@@ -24,4 +27,4 @@ async def lock_for_transaction(session: AsyncSession, namespace: str, key: uuid.
     """Block until no other transaction holds (namespace, key); held until this one ends."""
     if session.get_bind().dialect.name != "postgresql":
         return
-    await session.execute(select(func.pg_advisory_xact_lock(lock_number(namespace, key))))
+    await session.execute(_LOCK, {"p_lock": lock_number(namespace, key)})

@@ -5,9 +5,13 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Header, status
+from fastapi import APIRouter, Depends, Header, Response, status
 
+from haot.platform.container import Platform
+from haot.platform.direct import DirectRequest, DirectResponse, DirectRoute, parse_body
 from haot.platform.domain_docs import problems
+from haot.platform.errors import Unauthorized
+from haot.platform.idempotency import checked_key
 from haot.platform.web import (
     API_PREFIX,
     AdminOnly,
@@ -16,6 +20,7 @@ from haot.platform.web import (
     Page,
     Paging,
     PlatformDep,
+    authenticate,
     path_id,
 )
 from haot.reservation.domain import ReservationStatus
@@ -31,9 +36,13 @@ from haot.reservation.service import ReservationNotFound, ReservationService
 router = APIRouter(prefix=API_PREFIX, tags=["reservation"])
 
 
-async def reservation_service(platform: PlatformDep) -> ReservationService:
+def _service(platform: Platform) -> ReservationService:
     service: ReservationService = platform.services["reservation"]
     return service
+
+
+async def reservation_service(platform: PlatformDep) -> ReservationService:
+    return _service(platform)
 
 
 Reservations = Annotated[ReservationService, Depends(reservation_service)]
@@ -57,9 +66,46 @@ async def create_reservation(
     body: StayRequest,
     user: CurrentUser,
     reservations: Reservations,
+    response: Response,
     idempotency_key: IdempotencyKey = None,
 ) -> ReservationCreated:
-    return await reservations.create(user, body, idempotency_key=idempotency_key)
+    """Book a stay: every night held, the coupon reserved, the points held and the payment
+    created, or none of it. With an Idempotency-Key, a retry of the same stay gets the first
+    answer again (``Idempotent-Replayed: true``); the same key for another stay is 422. In the
+    full app this is served as a direct route (below)."""
+    key = checked_key(idempotency_key) if idempotency_key is not None else None
+    booked = await reservations.book(user, body, idempotency_key=key)
+    if booked.replayed:
+        response.headers["Idempotent-Replayed"] = "true"
+    return booked.created
+
+
+async def _create_direct(request: DirectRequest) -> DirectResponse:
+    user = await authenticate(request.platform, request.header("authorization"))
+    if user is None:
+        raise Unauthorized()
+    stay = parse_body(StayRequest, request.body)
+    key = request.header("idempotency-key")
+    key = checked_key(key) if key is not None else None
+    booked = await _service(request.platform).book(user, stay, idempotency_key=key)
+    return DirectResponse(
+        status.HTTP_201_CREATED,
+        booked.created.model_dump_json().encode(),
+        headers=((b"idempotent-replayed", b"true"),) if booked.replayed else (),
+    )
+
+
+# Every guest's booking skips FastAPI's routing and dependency solving (haot.platform.direct),
+# and keeps its Idempotency-Key with the reservation, in the booking's transaction (ADR 0016).
+direct_routes = [
+    DirectRoute(
+        "POST",
+        API_PREFIX + "/reservations",
+        _create_direct,
+        reads_body=True,
+        keeps_idempotency_key=True,
+    )
+]
 
 
 @router.get("/reservations", response_model=Page[ReservationRead], responses=problems(401, 422))

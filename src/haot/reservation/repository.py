@@ -72,12 +72,6 @@ class ReservationRepository:
         ).one()
         return int(row.pending), row.keyed
 
-    async def count_pending(self, user_id: uuid.UUID) -> int:
-        statement = select(func.count()).where(
-            Reservation.user_id == user_id, Reservation.status == "PENDING"
-        )
-        return int((await self.session.execute(statement)).scalar_one())
-
     async def search(
         self,
         *,

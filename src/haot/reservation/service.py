@@ -13,6 +13,7 @@ a booking ends fully confirmed or fully compensated, never in between.
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
 
@@ -22,7 +23,14 @@ from prometheus_client import Counter
 from haot.lodging.client import LodgingClient, StayQuote, check_stay
 from haot.platform.auth import Principal
 from haot.platform.clock import seoul_today, utcnow
-from haot.platform.errors import Conflict, HaotError, InvalidInput, NotFound
+from haot.platform.errors import (
+    Conflict,
+    HaotError,
+    IdempotencyKeyInFlight,
+    IdempotencyKeyReused,
+    InvalidInput,
+    NotFound,
+)
 from haot.platform.ids import new_id
 from haot.platform.uow import UnitOfWork, UnitOfWorkFactory
 from haot.platform.web import Page, PageParams
@@ -64,6 +72,11 @@ class InvalidTransition(Conflict):
 class TooManyPending(Conflict):
     code = "too_many_pending"
     title = "Too many unpaid reservations; pay or cancel one first"
+
+
+class BookingFailed(Conflict):
+    code = "booking_failed"
+    title = "The booking made with this Idempotency-Key failed; try again with a new key"
 
 
 class CancellationClosed(Conflict):
@@ -151,6 +164,47 @@ def move(
     uow.emit(_EVENT_OF[target](**reservation_facts(reservation), **extra))
 
 
+@dataclass(frozen=True, slots=True)
+class Booked:
+    created: ReservationCreated
+    replayed: bool  # the answer to an earlier request with the same Idempotency-Key
+
+
+def _created(r: Reservation, status: ReservationStatus) -> ReservationCreated:
+    return ReservationCreated(
+        id=r.id,
+        status=status,
+        expires_at=r.expires_at,
+        amount=r.amount,
+        payment_id=r.payment_id,
+        checkout_url=r.checkout_url,
+    )
+
+
+def replayed_answer(existing: Reservation, request: StayRequest) -> Booked:
+    """The answer the request that made ``existing`` got, for a retry with its Idempotency-Key:
+    the same stay, or ``idempotency_key_reused``. The reservation may have moved on since (paid,
+    cancelled); its current state is one GET away, as with any replayed answer."""
+    same = (
+        existing.room_type_id == request.room_type_id
+        and existing.check_in == request.check_in
+        and existing.check_out == request.check_out
+        and existing.guests == request.guests
+        and existing.user_coupon_id == request.user_coupon_id
+    )
+    if not same:
+        raise IdempotencyKeyReused()
+    if existing.payment_id is None and existing.amount > 0:  # no 201 has gone out for it yet
+        if existing.status == ReservationStatus.PENDING.value:  # a saga still at work on it
+            raise IdempotencyKeyInFlight(headers={"Retry-After": "1"})
+        # Given up while it was being made (failed, expired or cancelled mid-saga).
+        raise BookingFailed(existing.failure_reason or "the booking did not complete")
+    if existing.points_used != request.points:  # recorded once the saga has held them
+        raise IdempotencyKeyReused()
+    first = ReservationStatus.CONFIRMED if existing.amount == 0 else ReservationStatus.PENDING
+    return Booked(_created(existing, first), replayed=True)
+
+
 class ReservationService:
     def __init__(
         self,
@@ -218,7 +272,18 @@ class ReservationService:
     async def create(
         self, principal: Principal, request: StayRequest, *, idempotency_key: str | None
     ) -> ReservationCreated:
+        return (await self.book(principal, request, idempotency_key=idempotency_key)).created
+
+    async def book(
+        self, principal: Principal, request: StayRequest, *, idempotency_key: str | None
+    ) -> Booked:
+        """Book a stay. The Idempotency-Key is kept with the reservation itself (ADR 0016): the
+        same key with the same stay answers the original answer again (``replayed``), with
+        another stay it is refused; a refusal is not remembered, so a retry runs again (a refused
+        booking changed nothing)."""
         self._check_dates(request)
+        if replay := await self._refuse_early(principal, request, idempotency_key):
+            return replay
         if self._one_transaction:
             return await self._book_in_one_transaction(principal, request, idempotency_key)
         user_id = principal.user_id
@@ -228,14 +293,16 @@ class ReservationService:
                     user_id, idempotency_key
                 )
             if existing is not None:
-                return self._created(existing)
+                return replayed_answer(existing, request)
         stay = await self._lodging.quote(
             request.room_type_id, request.check_in, request.check_out, request.guests
         )
         await self._discounts(user_id, request, stay)
         reservation = await self._record(principal, request, stay, idempotency_key)
+        if isinstance(reservation, Booked):
+            return reservation
         try:
-            return await self._run_saga(reservation, request)
+            return Booked(await self._run_saga(reservation, request), replayed=False)
         except HaotError as exc:
             await self._fail(reservation.id, exc.detail)
             raise
@@ -243,9 +310,30 @@ class ReservationService:
             await self._fail(reservation.id, "internal error while booking")
             raise
 
+    async def _refuse_early(
+        self, principal: Principal, request: StayRequest, idempotency_key: str | None
+    ) -> Booked | None:
+        """Refuse a stay whose nights cannot be had right now before taking the guest's lock or
+        opening the booking's transaction: in a rush for the last rooms most answers are this
+        one. A retry of a booking that took those very rooms still gets its reservation."""
+        try:
+            await self._lodging.check_available(
+                request.room_type_id, request.check_in, request.check_out, request.guests
+            )
+        except HaotError:
+            if idempotency_key:
+                async with self._uow() as uow:
+                    existing = await ReservationRepository(uow.session).get_by_idempotency_key(
+                        principal.user_id, idempotency_key
+                    )
+                if existing is not None:
+                    return replayed_answer(existing, request)
+            raise
+        return None
+
     async def _book_in_one_transaction(
         self, principal: Principal, request: StayRequest, idempotency_key: str | None
-    ) -> ReservationCreated:
+    ) -> Booked:
         """Every step of the booking in one transaction: the other contexts' units of work join
         this one, so a failure anywhere rolls back everything and leaves nothing behind."""
         user_id = principal.user_id
@@ -254,7 +342,7 @@ class ReservationService:
             await repo.lock_guest(user_id)
             pending, keyed = await repo.pending_and_keyed(user_id, idempotency_key)
             if keyed is not None and (existing := await repo.get(keyed)) is not None:
-                return self._created(existing)
+                return replayed_answer(existing, request)
             if pending >= self._max_pending:
                 raise TooManyPending()
             reservation_id = new_id()
@@ -280,7 +368,7 @@ class ReservationService:
             if amount == 0:
                 move(uow, reservation, ReservationStatus.CONFIRMED)  # nothing to pay
             await uow.commit()
-        return self._created(reservation)
+        return Booked(self._created(reservation), replayed=False)
 
     async def _charge(
         self, reservation_id: uuid.UUID, user_id: uuid.UUID, request: StayRequest, held: StayQuote
@@ -318,11 +406,16 @@ class ReservationService:
         request: StayRequest,
         stay: StayQuote,
         idempotency_key: str | None,
-    ) -> Reservation:
+    ) -> Reservation | Booked:
+        """The PENDING reservation, recorded; or the replay of the one a concurrent request
+        with the same Idempotency-Key recorded first."""
         async with self._uow() as uow:
             repo = ReservationRepository(uow.session)
             await repo.lock_guest(principal.user_id)
-            if await repo.count_pending(principal.user_id) >= self._max_pending:
+            pending, keyed = await repo.pending_and_keyed(principal.user_id, idempotency_key)
+            if keyed is not None and (existing := await repo.get(keyed)) is not None:
+                return replayed_answer(existing, request)
+            if pending >= self._max_pending:
                 raise TooManyPending()
             reservation = self._new_reservation(new_id(), principal, request, stay, idempotency_key)
             repo.add(reservation)
@@ -398,14 +491,7 @@ class ReservationService:
 
     @staticmethod
     def _created(r: Reservation) -> ReservationCreated:
-        return ReservationCreated(
-            id=r.id,
-            status=ReservationStatus(r.status),
-            expires_at=r.expires_at,
-            amount=r.amount,
-            payment_id=r.payment_id,
-            checkout_url=r.checkout_url,
-        )
+        return _created(r, ReservationStatus(r.status))
 
     async def _fail(self, reservation_id: uuid.UUID, reason: str) -> None:
         async with self._uow() as uow:
