@@ -282,10 +282,10 @@ class ReservationService:
         another stay it is refused; a refusal is not remembered, so a retry runs again (a refused
         booking changed nothing)."""
         self._check_dates(request)
-        if replay := await self._refuse_early(principal, request, idempotency_key):
-            return replay
         if self._one_transaction:
             return await self._book_in_one_transaction(principal, request, idempotency_key)
+        if replay := await self._refuse_early(principal, request, idempotency_key):
+            return replay
         user_id = principal.user_id
         if idempotency_key:
             async with self._uow() as uow:
@@ -338,6 +338,9 @@ class ReservationService:
         this one, so a failure anywhere rolls back everything and leaves nothing behind."""
         user_id = principal.user_id
         async with self._uow(shared=True) as uow:
+            # First in the transaction, where it costs one statement (no BEGIN of its own).
+            if replay := await self._refuse_early(principal, request, idempotency_key):
+                return replay
             repo = ReservationRepository(uow.session)
             await repo.lock_guest(user_id)
             pending, keyed = await repo.pending_and_keyed(user_id, idempotency_key)
