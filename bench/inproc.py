@@ -22,11 +22,13 @@ import sys
 import time
 import uuid
 from collections import Counter
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
 import httpx
 from asgi_lifespan import LifespanManager
+from sqlalchemy import event
 
 from bench import workloads
 from bench.catalogue import Catalogue, load
@@ -79,9 +81,15 @@ async def _call(
     return status
 
 
-async def _drive(
-    app: Any, method: str, paths_and_headers: list[Call], c: int
-) -> tuple[float, float, Counter[int]]:
+@dataclass
+class Run:
+    cpu: float  # this process's CPU seconds
+    elsewhere: float  # the rest of the machine's busy seconds (PostgreSQL, Redis)
+    wall: float
+    statuses: Counter[int]
+
+
+async def _drive(app: Any, method: str, paths_and_headers: list[Call], c: int) -> Run:
     statuses: Counter[int] = Counter()
     queue = iter(paths_and_headers)
 
@@ -92,8 +100,7 @@ async def _drive(
     cpu, wall, machine = time.process_time(), time.perf_counter(), machine_busy_seconds()
     await asyncio.gather(*(worker() for _ in range(c)))
     cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
-    statuses[-1] = round((machine_busy_seconds() - machine - cpu) * 1e6)  # the rest, in µs
-    return cpu, wall, statuses
+    return Run(cpu, machine_busy_seconds() - machine - cpu, wall, statuses)
 
 
 async def run(
@@ -114,12 +121,16 @@ async def run(
         jwt_secret=secret,
         log_level="WARNING",
         max_pending_reservations_per_user=100,
+        database_pool_size=int(os.environ.get("HAOT_DATABASE_POOL_SIZE", "10")),
     )
     app = create_app(settings)
     signer = TokenSigner(secret, issuer="haot", audience="haot-api", ttl_seconds=900)
     admin = signer.issue(uuid.uuid4(), Role.ADMIN).token
     async with LifespanManager(app, shutdown_timeout=30) as manager:
         asgi = manager.app
+        connects = Counter[str]()
+        for engine in app.state.platform.databases.engines():
+            event.listen(engine.sync_engine.pool, "connect", lambda *_: connects.update(["db"]))
         client = httpx.AsyncClient(transport=httpx.ASGITransport(app=asgi), base_url="http://bench")
         drop = CLAIM_ROUTE.format(event_id=await _seed(client, admin, 100))
         unlimited = CLAIM_ROUTE.format(event_id=await _seed(client, admin, None))
@@ -131,11 +142,12 @@ async def run(
             profiler = cProfile.Profile() if profile and target == name else None
             if profiler:
                 profiler.enable()
-            cpu, wall, statuses = await _drive(asgi, method, calls, concurrency)
+            connects.clear()
+            result = await _drive(asgi, method, calls, concurrency)
             if profiler:
                 profiler.disable()
                 profiler.dump_stats(str(profile))
-            print(_line(name, cpu, wall, len(calls), statuses))
+            print(_line(name, result, len(calls), connects["db"]))
 
         def claims(path: str) -> list[Call]:
             return [
@@ -182,11 +194,11 @@ def _booking_headers(token: str) -> list[tuple[bytes, bytes]]:
     ]
 
 
-def _line(name: str, cpu: float, wall: float, n: int, statuses: Counter[int]) -> str:
-    rest = statuses.pop(-1, 0) / n
+def _line(name: str, run: Run, n: int, connects: int) -> str:
     return (
-        f"{name:12} {cpu / n * 1e6:8.1f} µs CPU/req  (+{rest:7.1f} µs elsewhere: PostgreSQL, "
-        f"Redis)  {n / wall:9.0f} req/s in-process  {dict(statuses)}"
+        f"{name:12} {run.cpu / n * 1e6:8.1f} µs CPU/req (+{run.elsewhere / n * 1e6:7.1f} µs "
+        f"elsewhere: PostgreSQL, Redis)  {n / run.wall:6.0f} req/s in-process  "
+        f"{dict(run.statuses)}  {connects} new database connections"
     )
 
 

@@ -141,3 +141,34 @@ async def test_a_plain_unit_of_work_shares_nothing(
     async with reservation():
         assert await write(lodging, "lodging") is False
     assert await count(sessions) == 1
+
+
+async def test_a_read_outside_a_unit_runs_without_a_transaction_of_its_own(
+    sessions: async_sessionmaker[AsyncSession], backend: str
+) -> None:
+    """On PostgreSQL in autocommit: the statement is its own transaction (no BEGIN before it),
+    so the transaction began when the statement did."""
+    factory = UnitOfWorkFactory(sessions)
+    async with factory.read() as connection:
+        assert (await connection.execute(select(func.count()).select_from(rows))).scalar() == 0
+        if backend == "postgresql":
+            own = (await connection.execute(select(func.now() == func.statement_timestamp())))
+            assert own.scalar() is True
+    async with factory() as uow:  # a unit of work, for contrast, began before its statement
+        await uow.session.execute(select(1))
+        if backend == "postgresql":
+            began = await uow.session.execute(select(func.now() == func.statement_timestamp()))
+            assert began.scalar() is False
+
+
+async def test_a_read_inside_a_shared_unit_sees_its_uncommitted_writes(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    factory = UnitOfWorkFactory(sessions)
+    async with factory(shared=True) as uow:
+        await uow.session.execute(insert(rows).values(id=uuid.uuid4(), context="booking", n=1))
+        async with factory.read() as connection:
+            seen = await connection.execute(select(func.count()).select_from(rows))
+            assert seen.scalar() == 1
+        await uow.rollback()
+    assert await count(sessions) == 0

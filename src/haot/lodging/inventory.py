@@ -12,9 +12,10 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from typing import Protocol, cast
+from typing import Any, Protocol, cast
 
 from sqlalchemy import ColumnElement, Select, Table, bindparam, select, update
+from sqlalchemy.orm import Bundle
 
 from haot.lodging.changes import ChangeFeed
 from haot.lodging.domain import RefundRule, nights_of, stay_problem
@@ -164,9 +165,9 @@ class Inventory:
         its writes, which is what most answers in a rush for the last rooms are. Silent wherever
         ``hold`` would answer otherwise (no such room type, a party that does not fit, a night
         never opened), so the answer never depends on whether this ran."""
-        async with self._uow() as uow:
+        async with self._uow.read() as connection:
             nights = (
-                await uow.session.execute(
+                await connection.execute(
                     _NIGHTS_OF_BOOKABLE_STAY,
                     {
                         "p_room_type_id": room_type_id,
@@ -220,7 +221,7 @@ class Inventory:
             ).first()
             if found is None:
                 raise RoomTypeNotFound()
-            room_type, lodging = found.RoomType, found.Lodging
+            room_type, lodging = found.room_type, found.lodging
             _check_party_and_length(lodging, room_type, check_in, check_out, guests)
             length = (check_out - check_in).days
             taken = (
@@ -388,8 +389,23 @@ def _check_nights(
             )
 
 
+class _RoomFacts(Protocol):
+    id: uuid.UUID
+    name: str
+    capacity: int
+
+
+class _LodgingFacts(Protocol):
+    id: uuid.UUID
+    host_id: uuid.UUID
+    name: str
+    max_guests: int
+    max_nights: int
+    cancellation_policy: list[dict[str, Any]]
+
+
 def _check_party_and_length(
-    lodging: Lodging, room_type: RoomType, check_in: date, check_out: date, guests: int
+    lodging: _LodgingFacts, room_type: _RoomFacts, check_in: date, check_out: date, guests: int
 ) -> None:
     if problem := stay_problem(
         check_in, check_out, today=seoul_today(), max_nights=lodging.max_nights
@@ -401,8 +417,8 @@ def _check_party_and_length(
 
 
 def _stay_quote(
-    lodging: Lodging,
-    room_type: RoomType,
+    lodging: _LodgingFacts,
+    room_type: _RoomFacts,
     check_in: date,
     check_out: date,
     nights: list[tuple[date, int]],
@@ -459,9 +475,21 @@ def _nights_in_date_order(
     return select(locked.date).where(*guards).order_by(locked.date).with_for_update()
 
 
-# Built once: statements are the same for every hold, only their parameters change.
-_ROOM_AND_LODGING = (
-    select(RoomType, Lodging)
+# Built once: statements are the same for every hold, only their parameters change. The hold
+# reads plain columns (no ORM entities to build and track for a row it only looks at).
+_ROOM_AND_LODGING: Select[Any, Any] = (
+    select(
+        Bundle("room_type", RoomType.id, RoomType.name, RoomType.capacity),
+        Bundle(
+            "lodging",
+            Lodging.id,
+            Lodging.host_id,
+            Lodging.name,
+            Lodging.max_guests,
+            Lodging.max_nights,
+            Lodging.cancellation_policy,
+        ),
+    )
     .join(Lodging, Lodging.id == RoomType.lodging_id)
     .where(
         RoomType.id == bindparam("room_type_id"),

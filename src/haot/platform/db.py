@@ -101,7 +101,7 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
-def create_engine(url: str, *, pool_size: int = 4, echo: bool = False) -> AsyncEngine:
+def create_engine(url: str, *, pool_size: int = 10, echo: bool = False) -> AsyncEngine:
     if is_sqlite(url):
         engine = create_async_engine(
             url, echo=echo, connect_args={"timeout": 30}, hide_parameters=True
@@ -113,8 +113,11 @@ def create_engine(url: str, *, pool_size: int = 4, echo: bool = False) -> AsyncE
         echo=echo,
         # Error messages and logs must not carry emails, hashes or tokens bound to statements.
         hide_parameters=True,
+        # A fixed pool: an overflow connection is closed whenever it comes back to a full pool, so
+        # under steady load overflow meant a new PostgreSQL backend (a fork, milliseconds of the
+        # server's CPU) every few requests; ``make bench`` counted over a hundred per run.
         pool_size=pool_size,
-        max_overflow=pool_size,
+        max_overflow=0,
         # No pre-ping: it cost a round trip on every checkout (a third of a short transaction).
         # Disconnects are handled optimistically instead: the statement that meets a dropped
         # connection fails (503, retryable) and SQLAlchemy invalidates the pool, so the next

@@ -46,7 +46,8 @@ class Settings(BaseSettings):
     point_database_url: str = ""
     coupon_database_url: str = ""
     review_database_url: str = ""
-    database_pool_size: int = Field(default=4, ge=1, le=100)
+    # Connections per database per process, opened as needed and kept (no overflow).
+    database_pool_size: int = Field(default=10, ge=1, le=100)
     database_echo: bool = False
 
     redis_url: str = ""

@@ -14,13 +14,14 @@ committed by a caller that caught the exception.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from types import TracebackType
 from typing import Self
 
 import structlog
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
 from haot.platform.events import Event, EventBody
 from haot.platform.outbox import OutboxMessage
@@ -195,6 +196,12 @@ class UnitOfWorkFactory:
         self.sessions = sessions
         self._topic_prefix = topic_prefix
         self._on_commit = on_commit
+        engine: AsyncEngine = sessions.kw["bind"]
+        self._reader = (
+            engine.execution_options(isolation_level="AUTOCOMMIT")
+            if engine.dialect.name == "postgresql"
+            else engine
+        )
 
     def __call__(self, *, shared: bool = False) -> UnitOfWork:
         """A new unit of work; ``shared`` lets units of other contexts on the same database
@@ -202,6 +209,19 @@ class UnitOfWorkFactory:
         return UnitOfWork(
             self.sessions, topic_prefix=self._topic_prefix, on_commit=self._on_commit, shared=shared
         )
+
+    @contextlib.asynccontextmanager
+    async def read(self) -> AsyncIterator[AsyncConnection]:
+        """A connection for a read that needs no transaction of its own: on PostgreSQL in
+        autocommit (the statement, without a BEGIN and a ROLLBACK around it); on SQLite a plain
+        connection. Inside a shared unit of work on the same database, that unit's connection,
+        so the read sees what the transaction wrote."""
+        outer = _shared.get()
+        if outer is not None and outer._joinable and outer._sessions is self.sessions:
+            yield await outer.session.connection()
+            return
+        async with self._reader.connect() as connection:
+            yield connection
 
     def shares_database_with(self, other: UnitOfWorkFactory) -> bool:
         """Both factories open sessions on the same database (so one can join the other)."""

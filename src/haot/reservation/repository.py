@@ -5,10 +5,10 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from datetime import date, datetime
-from typing import cast
+from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, func, select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import Row, Table, bindparam, func, select
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
 
 from haot.platform.locks import lock_for_transaction
@@ -33,6 +33,22 @@ _PENDING_AND_KEYED = select(
 )
 
 
+_KEYED = (
+    Reservation.user_id == bindparam("p_user_id"),
+    Reservation.idempotency_key == bindparam("p_key"),
+)
+_BY_KEY_ENTITY = select(Reservation).where(*_KEYED)
+_BY_KEY_ROW = select(_RESERVATIONS).where(*_KEYED)
+
+
+async def keyed_reservation(
+    connection: AsyncConnection, user_id: uuid.UUID, key: str
+) -> Row[Any] | None:
+    """The guest's reservation made with this Idempotency-Key, as a plain row (a read on its own
+    connection, outside any unit of work: ``UnitOfWorkFactory.read``)."""
+    return (await connection.execute(_BY_KEY_ROW, {"p_user_id": user_id, "p_key": key})).first()
+
+
 class ReservationRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
@@ -50,11 +66,7 @@ class ReservationRepository:
 
     async def get_by_idempotency_key(self, user_id: uuid.UUID, key: str) -> Reservation | None:
         return (
-            await self.session.scalars(
-                select(Reservation).where(
-                    Reservation.user_id == user_id, Reservation.idempotency_key == key
-                )
-            )
+            await self.session.scalars(_BY_KEY_ENTITY, {"p_user_id": user_id, "p_key": key})
         ).one_or_none()
 
     async def lock_guest(self, user_id: uuid.UUID) -> None:

@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import date, timedelta
-from typing import Any
+from datetime import date, datetime, timedelta
+from typing import Any, Protocol, cast
 
 import structlog
 from prometheus_client import Counter
@@ -45,7 +45,7 @@ from haot.reservation.domain import (
 )
 from haot.reservation.models import Reservation
 from haot.reservation.ports import CouponPort, InsufficientPoints, PaymentPort, PointPort
-from haot.reservation.repository import ReservationRepository
+from haot.reservation.repository import ReservationRepository, keyed_reservation
 from haot.reservation.schemas import (
     NightPrice,
     QuoteRead,
@@ -170,7 +170,25 @@ class Booked:
     replayed: bool  # the answer to an earlier request with the same Idempotency-Key
 
 
-def _created(r: Reservation, status: ReservationStatus) -> ReservationCreated:
+class BookingFacts(Protocol):
+    """What a replayed answer is made of: a ``Reservation``, or a plain row of its table."""
+
+    id: uuid.UUID
+    room_type_id: uuid.UUID
+    check_in: date
+    check_out: date
+    guests: int
+    user_coupon_id: uuid.UUID | None
+    points_used: int
+    amount: int
+    status: str
+    payment_id: str | None
+    checkout_url: str | None
+    expires_at: datetime
+    failure_reason: str | None
+
+
+def _created(r: BookingFacts, status: ReservationStatus) -> ReservationCreated:
     return ReservationCreated(
         id=r.id,
         status=status,
@@ -181,7 +199,7 @@ def _created(r: Reservation, status: ReservationStatus) -> ReservationCreated:
     )
 
 
-def replayed_answer(existing: Reservation, request: StayRequest) -> Booked:
+def replayed_answer(existing: BookingFacts, request: StayRequest) -> Booked:
     """The answer the request that made ``existing`` got, for a retry with its Idempotency-Key:
     the same stay, or ``idempotency_key_reused``. The reservation may have moved on since (paid,
     cancelled); its current state is one GET away, as with any replayed answer."""
@@ -282,10 +300,10 @@ class ReservationService:
         another stay it is refused; a refusal is not remembered, so a retry runs again (a refused
         booking changed nothing)."""
         self._check_dates(request)
-        if self._one_transaction:
-            return await self._book_in_one_transaction(principal, request, idempotency_key)
         if replay := await self._refuse_early(principal, request, idempotency_key):
             return replay
+        if self._one_transaction:
+            return await self._book_in_one_transaction(principal, request, idempotency_key)
         user_id = principal.user_id
         if idempotency_key:
             async with self._uow() as uow:
@@ -322,12 +340,12 @@ class ReservationService:
             )
         except HaotError:
             if idempotency_key:
-                async with self._uow() as uow:
-                    existing = await ReservationRepository(uow.session).get_by_idempotency_key(
-                        principal.user_id, idempotency_key
+                async with self._uow.read() as connection:
+                    existing = await keyed_reservation(
+                        connection, principal.user_id, idempotency_key
                     )
                 if existing is not None:
-                    return replayed_answer(existing, request)
+                    return replayed_answer(cast(BookingFacts, existing), request)
             raise
         return None
 
@@ -338,9 +356,6 @@ class ReservationService:
         this one, so a failure anywhere rolls back everything and leaves nothing behind."""
         user_id = principal.user_id
         async with self._uow(shared=True) as uow:
-            # First in the transaction, where it costs one statement (no BEGIN of its own).
-            if replay := await self._refuse_early(principal, request, idempotency_key):
-                return replay
             repo = ReservationRepository(uow.session)
             await repo.lock_guest(user_id)
             pending, keyed = await repo.pending_and_keyed(user_id, idempotency_key)
