@@ -40,6 +40,7 @@ from haot.platform.clock import seoul_today
 from haot.platform.settings import Settings
 
 RESERVATIONS = "/api/v1/reservations"
+TARGETS = ("healthz", "drop", "unlimited", "cold_search", "warm_search", "booking", "sold_out")
 Call = tuple[str, list[tuple[bytes, bytes]]] | tuple[str, list[tuple[bytes, bytes]], bytes]
 
 
@@ -52,10 +53,10 @@ async def _call(
         "http_version": "1.1",
         "method": method,
         "scheme": "http",
-        "path": path,
-        "raw_path": path.encode(),
+        "path": path.partition("?")[0],
+        "raw_path": path.partition("?")[0].encode(),
         "root_path": "",
-        "query_string": b"",
+        "query_string": path.partition("?")[2].encode(),
         "headers": [(b"host", b"bench"), *headers],
         "client": ("127.0.0.1", 40000),
         "server": ("127.0.0.1", 8000),
@@ -126,7 +127,7 @@ async def run(
     app = create_app(settings)
     signer = TokenSigner(secret, issuer="haot", audience="haot-api", ttl_seconds=900)
     admin = signer.issue(uuid.uuid4(), Role.ADMIN).token
-    async with LifespanManager(app, shutdown_timeout=30) as manager:
+    async with LifespanManager(app, startup_timeout=600, shutdown_timeout=30) as manager:
         asgi = manager.app
         connects = Counter[str]()
         for engine in app.state.platform.databases.engines():
@@ -161,9 +162,29 @@ async def run(
         await measure("healthz", "GET", [("/healthz", [])] * requests)
         await measure("drop", "POST", claims(drop))
         await measure("unlimited", "POST", claims(unlimited))
+        searches = workloads.search_paths(catalogue, requests, random.Random(5))  # noqa: S311
+        if not only or "cold_search" in only or "warm_search" in only:
+            await _offer_index_ready(app)
+        await measure("cold_search", "GET", [_get(path) for path in searches])
+        warm = searches[:100] * (requests // 100)
+        await _drive(asgi, "GET", [_get(path) for path in searches[:100]], concurrency)
+        await measure("warm_search", "GET", [_get(path) for path in warm])
         await measure("booking", "POST", bookings(catalogue, requests, signer))
         await measure("sold_out", "POST", last_room(catalogue, requests, signer))
         await client.aclose()
+
+
+def _get(path_and_query: str) -> Call:
+    return (path_and_query, [])
+
+
+async def _offer_index_ready(app: Any) -> None:
+    index = app.state.platform.services["lodging.offers"]
+    for _ in range(600):
+        if index.ready:
+            return
+        await asyncio.sleep(0.5)
+    raise SystemExit("the offer index did not load in 300 s")  # it loads before serving
 
 
 def bookings(catalogue: Catalogue, requests: int, signer: TokenSigner) -> list[Call]:
@@ -241,9 +262,19 @@ def main() -> None:
     parser.add_argument("--profile", default=None, help="write a cProfile of one run here")
     parser.add_argument(
         "--target",
-        choices=("healthz", "drop", "unlimited", "booking", "sold_out"),
+        choices=(
+            "healthz",
+            "drop",
+            "unlimited",
+            "cold_search",
+            "warm_search",
+            "booking",
+            "sold_out",
+        ),
         default="drop",
     )
+    parser.add_argument("--lodgings", type=int, default=300, help="catalogue size")
+    parser.add_argument("--nights", type=int, default=60, help="nights per room type")
     parser.add_argument(
         "--only", action="append", default=[], help="run only this target (repeatable)"
     )
@@ -266,7 +297,12 @@ def main() -> None:
         )
         first_night = seoul_today() + timedelta(days=1)
         catalogue = asyncio.run(
-            load(backends.database_dsn, lodgings=300, nights=60, first_night=first_night)
+            load(
+                backends.database_dsn,
+                lodgings=args.lodgings,
+                nights=args.nights,
+                first_night=first_night,
+            )
         )
         import uvloop
 

@@ -82,6 +82,7 @@ def _wire_lodging(platform: Platform) -> None:
         platform.before_serving(offers.load)
         platform.on_stop(offers.close)
     platform.services["lodging.search"] = LodgingSearch(uow=uow, cache=cache, offers=offers)
+    platform.services["lodging.offers"] = offers
     inventory = Inventory(uow=uow, feed=feed)
     platform.services["lodging.client"] = InProcessLodgingClient(inventory)
     platform.register_consumer(lodging_consumer(uow, inventory))

@@ -152,7 +152,7 @@ async def test_a_read_outside_a_unit_runs_without_a_transaction_of_its_own(
     async with factory.read() as connection:
         assert (await connection.execute(select(func.count()).select_from(rows))).scalar() == 0
         if backend == "postgresql":
-            own = (await connection.execute(select(func.now() == func.statement_timestamp())))
+            own = await connection.execute(select(func.now() == func.statement_timestamp()))
             assert own.scalar() is True
     async with factory() as uow:  # a unit of work, for contrast, began before its statement
         await uow.session.execute(select(1))

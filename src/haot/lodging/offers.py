@@ -37,6 +37,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from haot.lodging.changes import ChangeFeed, Changes
 from haot.lodging.models import Lodging, Night, RoomType
+from haot.lodging.service import search_item_fields
 from haot.platform.clock import seoul_today
 from haot.platform.uow import UnitOfWorkFactory
 
@@ -45,6 +46,7 @@ log = structlog.get_logger(__name__)
 _NO_NIGHT = -1
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _NO_PRICE = np.iinfo(np.int64).max
+_LAST_KEY = np.iinfo(np.int64).max  # above every half of a room type id it stands in for
 Ints = npt.NDArray[np.int64]
 
 
@@ -278,20 +280,7 @@ class OfferIndex:
 
     def _lodging_slot(self, lodging: Lodging) -> int:
         """The lodging's slot, its display fields refreshed (search pages need no row read)."""
-        item = {
-            "id": lodging.id,
-            "name": lodging.name,
-            "region": {"city": lodging.city, "district": lodging.district},
-            "address": lodging.address,
-            "latitude": lodging.latitude,
-            "longitude": lodging.longitude,
-            "amenities": list(lodging.amenities),
-            "image_urls": list(lodging.image_urls),
-            "max_guests": lodging.max_guests,
-            "rating": round(lodging.rating_avg, 2) if lodging.rating_avg is not None else None,
-            "review_count": lodging.review_count,
-            "created_at": lodging.created_at,
-        }
+        item = search_item_fields(lodging)
         known = self._lodging_slots.get(lodging.id)
         if known is not None:
             self._lodging_items[known] = item
@@ -426,33 +415,22 @@ class OfferIndex:
         candidates, price = candidates[ok], price[ok]
         if not len(candidates):
             return OfferPage([], 0)
-        # Each lodging's cheapest room type (ties: the smaller room type id), as SQL ranks them.
-        order = np.lexsort(
-            (
-                self._rt_key[candidates, 1],
-                self._rt_key[candidates, 0],
-                price,
-                self._lodging[candidates],
-            )
-        )
-        candidates, price = candidates[order], price[order]
-        _, firsts = np.unique(self._lodging[candidates], return_index=True)
-        best, best_price = candidates[firsts], price[firsts]
+        best, best_price = self._cheapest_per_lodging(candidates, price)
         keep = np.ones(len(best), dtype=bool)
         if min_price is not None:
             keep &= best_price >= min_price
         if max_price is not None:
             keep &= best_price <= max_price
         best, best_price = best[keep], best_price[keep]
-        ranked = best[self._ordering(sort, best, best_price)]
-        price_of = dict(zip(best.tolist(), best_price.tolist(), strict=True))
-        page = ranked[offset : offset + limit].tolist()
+        shown = self._ordering(sort, best, best_price)[offset : offset + limit]
+        page = best[shown].tolist()
+        page_prices = best_price[shown].tolist()
         offers = [
             Offer(
                 lodging=self._lodging_items[int(self._lodging[slot])],
                 room_type_id=self._rt_ids[slot],
                 room_type_name=self._rt_names[slot],
-                price=int(price_of[slot]),
+                price=int(slot_price),
                 nights=(
                     [
                         (self._base + timedelta(days=column), int(self._price[slot, column]))
@@ -462,9 +440,28 @@ class OfferIndex:
                     else None
                 ),
             )
-            for slot in page
+            for slot, slot_price in zip(page, page_prices, strict=True)
         ]
         return OfferPage(offers, len(best))
+
+    def _cheapest_per_lodging(self, candidates: Ints, price: Ints) -> tuple[Ints, Ints]:
+        """Each lodging's cheapest room type among ``candidates`` (ties: the smaller room type
+        id, as SQL ranks them) and its price. One sort by lodging, then minimums per lodging:
+        cheaper than sorting by (lodging, price, id) when a city has thousands of candidates."""
+        lodgings = self._lodging[candidates]
+        by_lodging = np.argsort(lodgings)
+        candidates, price, lodgings = (
+            candidates[by_lodging],
+            price[by_lodging],
+            lodgings[by_lodging],
+        )
+        starts = np.flatnonzero(np.r_[True, lodgings[1:] != lodgings[:-1]])
+        group = np.repeat(np.arange(len(starts)), np.diff(np.r_[starts, len(lodgings)]))
+        chosen = price == np.minimum.reduceat(price, starts)[group]
+        for half in (0, 1):  # the smaller id among the cheapest: its high half, then its low
+            key = np.where(chosen, self._rt_key[candidates, half], _LAST_KEY)
+            chosen &= key == np.minimum.reduceat(key, starts)[group]
+        return candidates[chosen], price[chosen]
 
     def _ordering(self, sort: str, best: Ints, price: Ints) -> Any:
         """Positions of ``best`` in the order of ``search._ordering`` (the last key of lexsort

@@ -29,11 +29,10 @@ from haot.lodging.schemas import (
     PublicCalendar,
     PublicNight,
     PublicRoomTypeCalendar,
-    Region,
     SearchItem,
     SearchPage,
 )
-from haot.lodging.service import lodging_read, room_type_read
+from haot.lodging.service import lodging_read, room_type_read, search_item_fields
 from haot.platform.clock import seoul_today
 from haot.platform.uow import UnitOfWorkFactory
 
@@ -294,7 +293,7 @@ class LodgingSearch:
         )
 
         async def load() -> str:
-            return (await self._search(query, today)).model_dump_json()
+            return await self._search_json(query, today)
 
         return await self._cache.get_text_or_load("search", load, params=key)
 
@@ -304,7 +303,7 @@ class LodgingSearch:
         query that passed validation was ever stored)."""
         return await self._cache.read_text("search", params=f"{seoul_today()}|{request_key}")
 
-    async def _search(self, query: SearchQuery, today: date) -> SearchPage:
+    async def _search_json(self, query: SearchQuery, today: date) -> str:
         offers = self._offers
         # Text and amenity filters are the SQL statements' alone; so are dates past the window.
         if offers is not None and not query.q and not query.amenities:
@@ -312,7 +311,7 @@ class LodgingSearch:
                 await offers.catch_up()
             if offers.covers(query.check_in, query.check_out, today):
                 return _page_of_offers(query, offers)
-        return await self._search_in_sql(query, today)
+        return (await self._search_in_sql(query, today)).model_dump_json()
 
     async def _search_in_sql(self, query: SearchQuery, today: date) -> SearchPage:
         page_statement, total_statement = _statements(_Shape.of(query))
@@ -339,18 +338,7 @@ class LodgingSearch:
             dated = query.nights is not None
             items.append(
                 SearchItem(
-                    id=lodging.id,
-                    name=lodging.name,
-                    region=Region(city=lodging.city, district=lodging.district),
-                    address=lodging.address,
-                    latitude=lodging.latitude,
-                    longitude=lodging.longitude,
-                    amenities=list(lodging.amenities),
-                    image_urls=list(lodging.image_urls),
-                    max_guests=lodging.max_guests,
-                    rating=round(lodging.rating_avg, 2) if lodging.rating_avg is not None else None,
-                    review_count=lodging.review_count,
-                    created_at=lodging.created_at,
+                    **search_item_fields(lodging),
                     room_type_id=row.room_type_id,
                     room_type_name=row.room_type_name,
                     total_price=int(row.price) if dated else None,
@@ -420,7 +408,9 @@ class LodgingSearch:
         )
 
 
-def _page_of_offers(query: SearchQuery, offers: OfferIndex) -> SearchPage:
+def _page_of_offers(query: SearchQuery, offers: OfferIndex) -> str:
+    """The page as JSON text, the very text ``SearchPage.model_dump_json`` makes of the SQL
+    search's page (a test holds them equal), without building a model per item first."""
     found = offers.search(
         # As the SQL statement reads it: a region given (even blank) filters, none does not.
         region=query.region.strip().lower() if query.region else None,
@@ -436,14 +426,16 @@ def _page_of_offers(query: SearchQuery, offers: OfferIndex) -> SearchPage:
     )
     dated = query.nights is not None
     items = [
-        SearchItem(
+        {
             **offer.lodging,
-            room_type_id=offer.room_type_id,
-            room_type_name=offer.room_type_name,
-            total_price=offer.price if dated else None,
-            nights=[NightPrice(date=d, price=p) for d, p in offer.nights or ()] if dated else None,
-            min_night_price=None if dated else offer.price,
-        )
+            "room_type_id": offer.room_type_id,
+            "room_type_name": offer.room_type_name,
+            "total_price": offer.price if dated else None,
+            "nights": [{"date": d, "price": p} for d, p in offer.nights or ()] if dated else None,
+            "min_night_price": None if dated else offer.price,
+        }
         for offer in found.offers
     ]
-    return SearchPage(items=items, page=query.page, size=query.size, total=found.total)
+    page = {"items": items, "page": query.page, "size": query.size, "total": found.total}
+    # default=str: asyncpg's own UUID type, which orjson does not know, as its canonical text.
+    return orjson.dumps(page, default=str, option=orjson.OPT_UTC_Z).decode()

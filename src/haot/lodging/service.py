@@ -41,6 +41,25 @@ from haot.platform.uow import UnitOfWork, UnitOfWorkFactory
 from haot.platform.web import Page, PageParams
 
 
+def search_item_fields(row: Lodging) -> dict[str, Any]:
+    """The lodging's fields on a search page (``SearchItem``'s, in its order), for the SQL
+    search and the offer index alike."""
+    return {
+        "id": row.id,
+        "name": row.name,
+        "region": {"city": row.city, "district": row.district},
+        "address": row.address,
+        "latitude": row.latitude,
+        "longitude": row.longitude,
+        "amenities": list(row.amenities),
+        "image_urls": list(row.image_urls),
+        "max_guests": row.max_guests,
+        "rating": round(row.rating_avg, 2) if row.rating_avg is not None else None,
+        "review_count": row.review_count,
+        "created_at": row.created_at,
+    }
+
+
 def lodging_read(row: Lodging) -> LodgingRead:
     return LodgingRead(
         id=row.id,
