@@ -83,13 +83,9 @@ class Inventory:
         check_in: date,
         check_out: date,
         guests: int,
-        *,
-        lock: bool,
-        taken: set[date] | None = None,
     ) -> tuple[Lodging, RoomType, list[Night]]:
         """The stay's lodging, room type and nights, or the error that says why it cannot be
-        had. ``taken``: nights on which this transaction already took one room (not counted
-        against availability, so the error names the night that really is the problem)."""
+        had."""
         session = uow.session
         room_type = (
             await session.scalars(
@@ -117,10 +113,8 @@ class Inventory:
             )
             .order_by(Night.date)
         )
-        if lock:
-            statement = statement.with_for_update()
         nights = list((await session.scalars(statement)).all())
-        _check_nights(nights, check_in, check_out, taken or set())
+        _check_nights(nights, check_in, check_out, set())
         return lodging, room_type, nights
 
     @staticmethod
@@ -152,7 +146,7 @@ class Inventory:
     ) -> StayQuote:
         async with self._uow() as uow:
             lodging, room_type, nights = await self._stay(
-                uow, room_type_id, check_in, check_out, guests, lock=False
+                uow, room_type_id, check_in, check_out, guests
             )
         return self._quote(lodging, room_type, nights)
 
