@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import hmac
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -35,9 +36,12 @@ def create_app(
     contexts: tuple[str, ...] = CONTEXTS,
     run_workers: bool | None = None,
     gateway: PaymentGateway | None = None,
+    freeze_heap_when_warm: bool = False,
 ) -> FastAPI:
     """``run_workers`` runs relays, consumers and jobs inside the web process; by default only in
-    the embedded setup (in-process event bus), where there is no separate ``haot worker``."""
+    the embedded setup (in-process event bus), where there is no separate ``haot worker``.
+    ``freeze_heap_when_warm``: once warmed up (the offer index loaded), move everything alive to
+    the collector's permanent generation (a served process; ``haot serve`` sets it)."""
     settings = settings or get_settings()
     configure_logging(settings.log_level, json=settings.log_json)
     fake_portone = _fake_portone(settings) if "payment" in contexts else None
@@ -60,6 +64,12 @@ def create_app(
             platform.services["fake_portone"] = fake_portone
         await platform.start()
         await platform.warm_up()
+        if freeze_heap_when_warm:
+            # What warm-up built lives as long as the process (the offer index alone holds an
+            # item per lodging): kept out of every later full collection, which would otherwise
+            # scan it and stall each request in flight.
+            gc.collect()
+            gc.freeze()
         if in_process_workers:
             platform.start_workers()
         try:

@@ -84,7 +84,7 @@ def app_from_env() -> object:
     contexts = tuple(
         c for c in os.environ.get("HAOT_SERVE_CONTEXTS", ",".join(CONTEXTS)).split(",") if c
     )
-    app = create_app(contexts=contexts)
+    app = create_app(contexts=contexts, freeze_heap_when_warm=True)
     # Everything built so far (modules, app, models) lives as long as the process: out of the
     # collector's reach, a full collection no longer scans those few hundred thousand objects
     # and stalls every request of the worker (measured: gen-2 passes of up to 240 ms -> 30 ms).
