@@ -12,6 +12,7 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
+from fastapi.staticfiles import StaticFiles
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -91,7 +92,14 @@ def create_app(
         redoc_url="/redoc" if settings.api_docs_enabled else None,
         openapi_url="/openapi.json" if settings.api_docs_enabled else None,
     )
-    install_problem_handlers(app)
+    # The pages come with the whole product in one process (ADR 0017).
+    serves_pages = set(CONTEXTS) <= set(contexts)
+    if serves_pages:
+        from haot.web.pages import page_error
+
+        install_problem_handlers(app, pages=page_error)
+    else:
+        install_problem_handlers(app)
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> Response:
@@ -124,6 +132,13 @@ def create_app(
     if fake_portone is not None:
         app.state.fake_portone = fake_portone
         app.mount("/fake-portone", fake_portone.app)
+
+    if serves_pages:
+        from haot.web.pages import STATIC
+        from haot.web.pages import router as pages
+
+        app.include_router(pages)
+        app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
     # Outermost last: request context, then Idempotency-Key, then the direct routes (the liveness
     # probe among them: it is asked every few seconds, and needs nothing FastAPI does).

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -106,7 +107,14 @@ def is_data_error(exc: DBAPIError) -> bool:
     return isinstance(code, str) and code.startswith("22")
 
 
-def install_problem_handlers(app: FastAPI) -> None:
+# A browser asking for a page gets an HTML error page from this (None: the problem+json answer).
+PageErrors = Callable[[Request, int], Response | None]
+
+
+def install_problem_handlers(app: FastAPI, *, pages: PageErrors | None = None) -> None:
+    def page_error(request: Request, status: int) -> Response | None:
+        return pages(request, status) if pages is not None else None
+
     async def on_haot_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, HaotError)
         return haot_error_response(exc, request.url.path)
@@ -126,6 +134,8 @@ def install_problem_handlers(app: FastAPI) -> None:
 
     async def on_http_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, StarletteHTTPException)
+        if (page := page_error(request, exc.status_code)) is not None:
+            return page
         code, title = _HTTP_CODES.get(exc.status_code, ("http_error", "HTTP error"))
         detail = exc.detail if isinstance(exc.detail, str) else title
         return problem_response(
@@ -170,6 +180,8 @@ def install_problem_handlers(app: FastAPI) -> None:
 
     async def on_unexpected(request: Request, exc: Exception) -> Response:
         log.exception("unhandled_error", path=request.url.path)
+        if (page := page_error(request, 500)) is not None:
+            return page
         return internal_error_response(request.url.path)
 
     app.add_exception_handler(HaotError, on_haot_error)

@@ -46,6 +46,8 @@ class Settings(BaseSettings):
     point_database_url: str = ""
     coupon_database_url: str = ""
     review_database_url: str = ""
+    # Where the pages call the public API; empty: in-process, to the app itself (ADR 0017).
+    web_api_url: str = ""
     # Connections per database per process, opened as needed and kept (no overflow).
     database_pool_size: int = Field(default=10, ge=1, le=100)
     database_echo: bool = False

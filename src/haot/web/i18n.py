@@ -1,0 +1,75 @@
+"""Languages of the pages: Korean by default, English by choice (ADR 0017).
+
+Messages are gettext catalogs read with Babel at start-up; money, numbers and dates are formatted
+by Babel for the language. The language is the ``haot_lang`` cookie (set by the switch), else the
+best of ``Accept-Language``, else Korean.
+"""
+
+from __future__ import annotations
+
+import gettext
+import io
+from datetime import date
+from pathlib import Path
+
+from babel import Locale
+from babel.dates import format_date
+from babel.messages.mofile import write_mo
+from babel.messages.pofile import read_po
+from babel.numbers import format_currency, format_decimal
+from starlette.requests import Request
+
+LANGUAGES = ("ko", "en")
+DEFAULT = "ko"
+COOKIE = "haot_lang"
+_LOCALES = Path(__file__).parent / "locale"
+
+
+def language_of(request: Request) -> str:
+    chosen = request.cookies.get(COOKIE)
+    if chosen in LANGUAGES:
+        return chosen
+    wanted = request.headers.get("accept-language", "")
+    ranked = []
+    for position, part in enumerate(wanted.split(",")):
+        tag, _, quality = part.strip().partition(";q=")
+        try:
+            weight = float(quality) if quality else 1.0
+        except ValueError:
+            continue
+        ranked.append((-weight, position, tag.split("-")[0].strip().lower()))
+    for *_, language in sorted(ranked):
+        if language in LANGUAGES:
+            return language
+    return DEFAULT
+
+
+def translations(language: str) -> gettext.NullTranslations:
+    """The catalog of ``language`` (messages are written in English: English needs none)."""
+    path = _LOCALES / language / "LC_MESSAGES" / "messages.po"
+    if not path.exists():
+        return gettext.NullTranslations()
+    with path.open("rb") as po:
+        catalog = read_po(po, locale=language)
+    compiled = io.BytesIO()
+    write_mo(compiled, catalog)
+    compiled.seek(0)
+    return gettext.GNUTranslations(compiled)
+
+
+class Formats:
+    """Money, numbers and dates as the language writes them."""
+
+    def __init__(self, language: str) -> None:
+        self.language = language
+        self._locale = Locale.parse(language)
+
+    def won(self, amount: int) -> str:
+        return format_currency(amount, "KRW", locale=self._locale)
+
+    def number(self, value: float) -> str:
+        return format_decimal(value, locale=self._locale)
+
+    def day(self, value: date | str) -> str:
+        day = date.fromisoformat(value) if isinstance(value, str) else value
+        return format_date(day, format="medium", locale=self._locale)

@@ -1,0 +1,175 @@
+"""Guest pages: home and search, lodging (ADR 0017; paths and hooks are SPEC's contract)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+
+from haot.platform.clock import seoul_today
+from haot.web.api_client import Api, ApiProblem
+from haot.web.i18n import COOKIE, LANGUAGES, Formats, language_of, translations
+
+router = APIRouter(include_in_schema=False)
+STATIC = Path(__file__).parent / "static"
+SORTS = ("price", "-price", "rating", "reviews", "newest")
+PAGE_SIZE = 20
+
+
+def _environment(language: str) -> Environment:
+    environment = Environment(
+        loader=FileSystemLoader(Path(__file__).parent / "templates"),
+        autoescape=select_autoescape(("html",)),
+        extensions=["jinja2.ext.i18n"],
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    environment.install_gettext_translations(translations(language), newstyle=True)  # type: ignore[attr-defined]
+    return environment
+
+
+_ENVIRONMENTS = {language: _environment(language) for language in LANGUAGES}
+
+
+def render(request: Request, template: str, status: int = 200, **context: Any) -> HTMLResponse:
+    language = language_of(request)
+    page = _ENVIRONMENTS[language].get_template(template)
+    html = page.render(
+        request=request,
+        lang=language,
+        languages=LANGUAGES,
+        fmt=Formats(language),
+        here=_here(request),
+        **context,
+    )
+    return HTMLResponse(html, status_code=status)
+
+
+def _here(request: Request) -> str:
+    query = request.url.query
+    return request.url.path + (f"?{query}" if query else "")
+
+
+def html_error(request: Request, status: int) -> HTMLResponse:
+    return render(request, "error.html", status=status, status_code=status)
+
+
+_NOT_PAGES = ("/api/", "/fake-portone/", "/metrics", "/healthz", "/readyz", "/docs", "/openapi")
+
+
+def page_error(request: Request, status: int) -> Response | None:
+    """The error page a browser gets for a page path; API paths keep problem+json."""
+    path = request.url.path
+    if path.startswith(_NOT_PAGES) or "text/html" not in request.headers.get("accept", ""):
+        return None
+    return html_error(request, status)
+
+
+@router.get("/", response_class=HTMLResponse)
+async def home(request: Request) -> Response:
+    async with Api(request) as api:
+        popular = await api.get("/lodgings", {"sort": "rating", "size": 8})
+    return render(request, "home.html", form=_search_form({}), popular=popular["items"])
+
+
+@router.get("/search", response_class=HTMLResponse)
+async def search(request: Request) -> Response:
+    wanted = dict(request.query_params)
+    form = _search_form(wanted)
+    params: dict[str, str | int | None] = {
+        key: wanted.get(key)
+        for key in ("region", "check_in", "check_out", "guests", "min_price", "max_price")
+    }
+    params["sort"] = wanted.get("sort") if wanted.get("sort") in SORTS else None
+    params["page"] = wanted.get("page") or 1
+    params["size"] = PAGE_SIZE
+    try:
+        async with Api(request) as api:
+            found = await api.get("/lodgings", params)
+    except ApiProblem as problem:
+        if problem.status != 422:
+            raise
+        return render(
+            request,
+            "search.html",
+            status=422,
+            form=form,
+            errors=problem.field_errors() or {"form": problem.detail},
+            found=None,
+            pages=[],
+        )
+    pages = _pages(found, wanted)
+    return render(request, "search.html", form=form, errors={}, found=found, pages=pages)
+
+
+@router.get("/lodgings/{lodging_id}", response_class=HTMLResponse)
+async def lodging(request: Request, lodging_id: str) -> Response:
+    stay = {key: request.query_params.get(key, "") for key in ("check_in", "check_out", "guests")}
+    month = (stay["check_in"] or seoul_today().isoformat())[:7]
+    try:
+        async with Api(request) as api:
+            detail = await api.get(f"/lodgings/{lodging_id}")
+            calendar = await api.get(f"/lodgings/{lodging_id}/calendar", {"month": month})
+    except ApiProblem as problem:
+        if problem.status in (404, 422):
+            return html_error(request, 404)
+        raise
+    nights = {room["room_type_id"]: room["days"] for room in calendar["room_types"]}
+    return render(
+        request,
+        "lodging.html",
+        lodging=detail,
+        stay=stay,
+        month=month,
+        nights=nights,
+        book_query={rt["id"]: _book_query(rt["id"], stay) for rt in detail["room_types"]},
+    )
+
+
+@router.get("/lang/{language}")
+async def switch_language(request: Request, language: str, next: str = "/") -> Response:
+    """The language switch: a plain link, remembered in a cookie for a year."""
+    target = next if next.startswith("/") and not next.startswith("//") else "/"
+    response = RedirectResponse(target, status_code=303)
+    if language in LANGUAGES:
+        response.set_cookie(
+            COOKIE, language, max_age=365 * 24 * 3600, httponly=True, samesite="lax"
+        )
+    return response
+
+
+def _search_form(wanted: dict[str, str]) -> dict[str, str]:
+    """The search form's values: as asked, or (before any search) a night a week from now."""
+    today = seoul_today()
+    defaults = (
+        {}
+        if wanted
+        else {
+            "check_in": (today + timedelta(days=7)).isoformat(),
+            "check_out": (today + timedelta(days=8)).isoformat(),
+            "guests": "2",
+        }
+    )
+    fields = ("region", "check_in", "check_out", "guests", "min_price", "max_price", "sort")
+    form = {name: wanted.get(name, defaults.get(name, "")) for name in fields}
+    form["sort"] = form["sort"] or "price"
+    form["today"] = today.isoformat()
+    return form
+
+
+def _pages(found: dict[str, Any], wanted: dict[str, str]) -> list[dict[str, Any]]:
+    count = -(-int(found["total"]) // PAGE_SIZE)
+    current = int(found["page"])
+    return [
+        {"number": n, "current": n == current, "href": "/search?" + urlencode(wanted | {"page": n})}
+        for n in range(max(1, current - 4), min(count, current + 4) + 1)
+    ]
+
+
+def _book_query(room_type_id: str, stay: dict[str, str]) -> str:
+    return urlencode({"room_type_id": room_type_id, **{k: v for k, v in stay.items() if v}})
