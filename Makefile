@@ -47,6 +47,7 @@ test: install-dev services check pytest
 
 services:
 	@bash scripts/ensure-services.sh
+	@bash scripts/ensure-chromium.sh
 
 check: install-dev lint typecheck
 

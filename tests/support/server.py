@@ -17,10 +17,16 @@ from tests.support.services import free_port
 
 
 @contextlib.asynccontextmanager
-async def real_server(settings: Settings) -> AsyncIterator[tuple[str, Platform]]:
-    """The app on a loopback port (SSE needs a streaming client; ASGITransport buffers)."""
-    app = create_app(settings, gateway=InMemoryGateway())
+async def real_server(
+    settings: Settings, *, fake_portone: bool = False
+) -> AsyncIterator[tuple[str, Platform]]:
+    """The app on a loopback port (SSE needs a streaming client; ASGITransport buffers); with
+    ``fake_portone``, the built-in fake PortOne (its checkout page) instead of the in-memory
+    gateway."""
     port = free_port()
+    if fake_portone:
+        settings = settings.model_copy(update={"public_base_url": f"http://127.0.0.1:{port}"})
+    app = create_app(settings, gateway=None if fake_portone else InMemoryGateway())
     server = uvicorn.Server(
         uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
     )
