@@ -134,10 +134,12 @@ def create_app(
         app.mount("/fake-portone", fake_portone.app)
 
     if serves_pages:
+        from haot.web.account import router as account_pages
         from haot.web.pages import STATIC
         from haot.web.pages import router as pages
 
         app.include_router(pages)
+        app.include_router(account_pages)
         app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
     # Outermost last: request context, then Idempotency-Key, then the direct routes (the liveness

@@ -3,6 +3,8 @@ the lodging page with its rooms; in Korean, then in English through the switch."
 
 from __future__ import annotations
 
+import uuid
+
 import httpx
 import pytest
 from playwright.async_api import Browser, expect
@@ -70,4 +72,26 @@ async def test_keyboard_alone_reaches_and_submits_the_search(
     await page.keyboard.press("Enter")
     await page.wait_for_url("**/search?**region=Busan**")
     await expect(page.get_by_role("status")).to_be_visible()
+    await page.close()
+
+
+async def test_sign_up_and_log_out_in_the_browser(
+    browser: Browser, site: tuple[str, Platform], request: pytest.FixtureRequest
+) -> None:
+    base, _ = site
+    page = await browser.new_page(locale="ko-KR")
+    await page.goto(base + "/signup")
+    await look(page, request.node.name, "signup")
+    await page.locator("input[name=name]").fill("Park Guest")
+    await page.locator("input[name=email]").fill(f"park-{uuid.uuid4().hex[:8]}@example.com")
+    await page.locator("input[name=password]").fill("a-long-enough-password")
+    await page.locator("[data-testid=submit]").click()
+    await page.wait_for_url(base + "/")
+    await expect(page.locator("[data-testid=logout]")).to_be_visible()
+    await expect(page.get_by_text("Park Guest")).to_be_visible()
+    await page.locator("[data-testid=logout]").click()
+    await page.wait_for_url(base + "/")
+    await expect(page.locator("[data-testid=logout]")).to_have_count(0)
+    await page.get_by_role("link", name="로그인").click()
+    await look(page, request.node.name, "login")
     await page.close()

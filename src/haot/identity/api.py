@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request, Response, status
 
@@ -19,7 +19,6 @@ from haot.identity.schemas import (
 from haot.identity.service import IdentityService, InvalidCredentials, UserNotFound
 from haot.platform.auth import Role
 from haot.platform.clock import utcnow
-from haot.platform.container import Platform
 from haot.platform.domain_docs import problems
 from haot.platform.ratelimit import Delays, Rate
 from haot.platform.web import (
@@ -31,6 +30,7 @@ from haot.platform.web import (
     Paging,
     PlatformDep,
     path_id,
+    session_cookie_attributes,
 )
 
 router = APIRouter(prefix=API_PREFIX, tags=["identity"])
@@ -115,25 +115,15 @@ async def open_session(principal: CurrentUser, request: Request, platform: Platf
         SESSION_COOKIE,
         token,
         max_age=max(1, int(lifetime - utcnow().timestamp())),
-        **_session_cookie(platform),
+        **session_cookie_attributes(platform.settings),
     )
     return response
-
-
-def _session_cookie(platform: Platform) -> dict[str, Any]:
-    """The attributes the session cookie is set and removed with (they must match)."""
-    return {
-        "path": "/",
-        "secure": platform.settings.env == "production",
-        "httponly": True,
-        "samesite": "lax",
-    }
 
 
 @router.delete("/auth/session", status_code=status.HTTP_204_NO_CONTENT)
 async def close_session(platform: PlatformDep) -> Response:
     response = Response(status_code=status.HTTP_204_NO_CONTENT)
-    response.delete_cookie(SESSION_COOKIE, **_session_cookie(platform))
+    response.delete_cookie(SESSION_COOKIE, **session_cookie_attributes(platform.settings))
     return response
 
 

@@ -117,6 +117,8 @@ def install_problem_handlers(app: FastAPI, *, pages: PageErrors | None = None) -
 
     async def on_haot_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, HaotError)
+        if (page := page_error(request, exc.status)) is not None:
+            return page
         return haot_error_response(exc, request.url.path)
 
     async def on_validation_error(request: Request, exc: Exception) -> Response:

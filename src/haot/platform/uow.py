@@ -196,12 +196,7 @@ class UnitOfWorkFactory:
         self.sessions = sessions
         self._topic_prefix = topic_prefix
         self._on_commit = on_commit
-        engine: AsyncEngine = sessions.kw["bind"]
-        self._reader = (
-            engine.execution_options(isolation_level="AUTOCOMMIT")
-            if engine.dialect.name == "postgresql"
-            else engine
-        )
+        self._reader: AsyncEngine | None = None
 
     def __call__(self, *, shared: bool = False) -> UnitOfWork:
         """A new unit of work; ``shared`` lets units of other contexts on the same database
@@ -220,6 +215,12 @@ class UnitOfWorkFactory:
         if outer is not None and outer._joinable and outer._sessions is self.sessions:
             yield await outer.session.connection()
             return
+        if self._reader is None:
+            engine: AsyncEngine = self.sessions.kw["bind"]
+            postgres = engine.dialect.name == "postgresql"
+            self._reader = (
+                engine.execution_options(isolation_level="AUTOCOMMIT") if postgres else engine
+            )
         async with self._reader.connect() as connection:
             yield connection
 

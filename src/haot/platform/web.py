@@ -15,6 +15,7 @@ from haot.platform.auth import Principal, Role
 from haot.platform.container import Platform
 from haot.platform.errors import Forbidden, HaotError, InvalidToken, Unauthorized
 from haot.platform.ids import parse_id
+from haot.platform.settings import Settings
 
 T = TypeVar("T")
 
@@ -94,6 +95,17 @@ def require_roles(*roles: Role) -> object:
 # change nothing, so a cross-site page gains nothing by making the browser send it (and
 # SameSite=Lax keeps it off cross-site subrequests anyway). Writes still need the header.
 SESSION_COOKIE = "haot_session"
+
+
+def session_cookie_attributes(settings: Settings) -> dict[str, Any]:
+    """The attributes session cookies are set and removed with (they must match): HttpOnly,
+    SameSite=Lax, Secure in production."""
+    return {
+        "path": "/",
+        "secure": settings.env == "production",
+        "httponly": True,
+        "samesite": "lax",
+    }
 
 
 async def stream_principal(

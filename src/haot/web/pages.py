@@ -14,6 +14,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from haot.platform.clock import seoul_today
 from haot.web.api_client import Api, ApiProblem
 from haot.web.i18n import COOKIE, LANGUAGES, Formats, language_of, translations
+from haot.web.session import Visitor, visitor_of
 
 router = APIRouter(include_in_schema=False)
 STATIC = Path(__file__).parent / "static"
@@ -36,8 +37,17 @@ def _environment(language: str) -> Environment:
 _ENVIRONMENTS = {language: _environment(language) for language in LANGUAGES}
 
 
-def render(request: Request, template: str, status: int = 200, **context: Any) -> HTMLResponse:
+def render(
+    request: Request,
+    template: str,
+    status: int = 200,
+    *,
+    visitor: Visitor | None = None,
+    **context: Any,
+) -> HTMLResponse:
+    """The page in the visitor's language, with the cookies the visit must set."""
     language = language_of(request)
+    visitor = visitor or Visitor()
     page = _ENVIRONMENTS[language].get_template(template)
     html = page.render(
         request=request,
@@ -45,9 +55,13 @@ def render(request: Request, template: str, status: int = 200, **context: Any) -
         languages=LANGUAGES,
         fmt=Formats(language),
         here=_here(request),
+        user=visitor.user,
+        csrf=visitor.csrf,
         **context,
     )
-    return HTMLResponse(html, status_code=status)
+    response = HTMLResponse(html, status_code=status)
+    visitor.apply(request, response)
+    return response
 
 
 def _here(request: Request) -> str:
@@ -72,13 +86,17 @@ def page_error(request: Request, status: int) -> Response | None:
 
 @router.get("/", response_class=HTMLResponse)
 async def home(request: Request) -> Response:
+    visitor = await visitor_of(request)
     async with Api(request) as api:
         popular = await api.get("/lodgings", {"sort": "rating", "size": 8})
-    return render(request, "home.html", form=_search_form({}), popular=popular["items"])
+    return render(
+        request, "home.html", visitor=visitor, form=_search_form({}), popular=popular["items"]
+    )
 
 
 @router.get("/search", response_class=HTMLResponse)
 async def search(request: Request) -> Response:
+    visitor = await visitor_of(request)
     wanted = dict(request.query_params)
     form = _search_form(wanted)
     params: dict[str, str | int | None] = {
@@ -98,17 +116,21 @@ async def search(request: Request) -> Response:
             request,
             "search.html",
             status=422,
+            visitor=visitor,
             form=form,
             errors=problem.field_errors() or {"form": problem.detail},
             found=None,
             pages=[],
         )
     pages = _pages(found, wanted)
-    return render(request, "search.html", form=form, errors={}, found=found, pages=pages)
+    return render(
+        request, "search.html", visitor=visitor, form=form, errors={}, found=found, pages=pages
+    )
 
 
 @router.get("/lodgings/{lodging_id}", response_class=HTMLResponse)
 async def lodging(request: Request, lodging_id: str) -> Response:
+    visitor = await visitor_of(request)
     stay = {key: request.query_params.get(key, "") for key in ("check_in", "check_out", "guests")}
     month = (stay["check_in"] or seoul_today().isoformat())[:7]
     try:
@@ -123,6 +145,7 @@ async def lodging(request: Request, lodging_id: str) -> Response:
     return render(
         request,
         "lodging.html",
+        visitor=visitor,
         lodging=detail,
         stay=stay,
         month=month,
