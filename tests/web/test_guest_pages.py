@@ -48,8 +48,9 @@ async def test_english_by_accept_language_or_by_the_switch(app_client: httpx.Asy
         assert '<html lang="en">' in (await app_client.get("/", headers=HTML)).text
     finally:
         app_client.cookies.clear()
-    elsewhere = await app_client.get("/lang/en", params={"next": "https://evil.example/"})
-    assert elsewhere.headers["location"] == "/"  # never an open redirect
+    for elsewhere in ("https://evil.example/", "//evil.example/", "/\\evil.example/"):
+        answer = await app_client.get("/lang/en", params={"next": elsewhere})
+        assert answer.headers["location"] == "/"  # never an open redirect
 
 
 async def test_search_results_link_to_the_lodging_with_the_stay_and_its_total(

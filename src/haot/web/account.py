@@ -9,7 +9,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from haot.web.api_client import Api, ApiProblem
-from haot.web.pages import render
+from haot.web.pages import render, safe_next
 from haot.web.session import (
     REFRESH_COOKIE,
     Visitor,
@@ -20,13 +20,6 @@ from haot.web.session import (
 )
 
 router = APIRouter(include_in_schema=False)
-
-
-def safe_next(target: str | None) -> str:
-    """Where to go after signing in: a path on this site, never another site."""
-    if target and target.startswith("/") and not target.startswith(("//", "/\\")):
-        return target
-    return "/"
 
 
 @router.get("/login", response_class=HTMLResponse)

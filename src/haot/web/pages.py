@@ -154,11 +154,18 @@ async def lodging(request: Request, lodging_id: str) -> Response:
     )
 
 
+def safe_next(target: str | None) -> str:
+    """Where to go next: a path on this site, never another site (``//host`` and ``/\\host``
+    are other sites to a browser)."""
+    if target and target.startswith("/") and not target.startswith(("//", "/\\")):
+        return target
+    return "/"
+
+
 @router.get("/lang/{language}")
 async def switch_language(request: Request, language: str, next: str = "/") -> Response:
     """The language switch: a plain link, remembered in a cookie for a year."""
-    target = next if next.startswith("/") and not next.startswith("//") else "/"
-    response = RedirectResponse(target, status_code=303)
+    response = RedirectResponse(safe_next(next), status_code=303)
     if language in LANGUAGES:
         response.set_cookie(
             COOKIE, language, max_age=365 * 24 * 3600, httponly=True, samesite="lax"
