@@ -98,6 +98,7 @@ def create_app(
         from haot.web.pages import page_error
 
         install_problem_handlers(app, pages=page_error)
+        app.state.error_page = page_error  # for the 500s the request middleware answers
     else:
         install_problem_handlers(app)
 
@@ -135,11 +136,13 @@ def create_app(
 
     if serves_pages:
         from haot.web.account import router as account_pages
+        from haot.web.booking import router as booking_pages
         from haot.web.pages import STATIC
         from haot.web.pages import router as pages
 
         app.include_router(pages)
         app.include_router(account_pages)
+        app.include_router(booking_pages)
         app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
     # Outermost last: request context, then Idempotency-Key, then the direct routes (the liveness

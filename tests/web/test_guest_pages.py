@@ -8,7 +8,9 @@ import re
 from datetime import timedelta
 
 import httpx
+import pytest
 
+from haot.web.api_client import Api
 from tests.lodging.factories import create_listing, day, make_host
 
 HTML = {"Accept": "text/html"}
@@ -132,3 +134,18 @@ async def test_pages_answer_html_errors_and_the_api_keeps_problem_json(
     api = await app_client.get("/api/v1/no-such-thing", headers=HTML)
     assert api.status_code == 404
     assert api.headers["content-type"].startswith("application/problem+json")
+
+
+async def test_a_page_that_fails_answers_an_html_500(
+    app_client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def broken(*_: object, **__: object) -> None:
+        raise RuntimeError("the API is gone")
+
+    monkeypatch.setattr(Api, "get", broken)
+    page = await app_client.get("/", headers=HTML)
+    assert page.status_code == 500
+    assert page.headers["content-type"].startswith("text/html")
+    assert "문제가 생겼습니다" in page.text
+    api = await app_client.get("/api/v1/lodgings")  # the API itself is fine
+    assert api.status_code == 200

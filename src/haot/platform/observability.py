@@ -19,6 +19,8 @@ from typing import Any
 
 import structlog
 from starlette._utils import get_route_path
+from starlette.requests import Request
+from starlette.responses import Response
 from starlette.routing import Mount, compile_path
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -252,7 +254,7 @@ class RequestContextMiddleware:
             if response_started:
                 raise  # too late for an answer: the server drops the connection
             status = 500
-            await internal_error_response(scope["path"])(scope, receive, send_wrapper)
+            await _error_answer(scope, receive)(scope, receive, send_wrapper)
         finally:
             HTTP_IN_FLIGHT.dec()
             elapsed = time.perf_counter() - started
@@ -269,3 +271,14 @@ class RequestContextMiddleware:
                 self.log.error("request", **fields)
             elif scope["path"] not in ("/metrics", "/healthz", "/readyz"):
                 self.log.info("request", **fields)
+
+
+def _error_answer(scope: Scope, receive: Receive) -> Response:
+    """The 500 answer: the app's HTML error page for a browser on a page path (the app sets
+    ``state.error_page``), else problem+json."""
+    error_page = getattr(scope["app"].state, "error_page", None)
+    if error_page is not None:
+        page: Response | None = error_page(Request(scope, receive), 500)
+        if page is not None:
+            return page
+    return internal_error_response(scope["path"])

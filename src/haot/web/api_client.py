@@ -59,8 +59,14 @@ class Api:
     async def get(self, path: str, params: dict[str, Any] | None = None) -> Any:
         return _answer(await self._client.get(API + path, params=_present(params)))
 
-    async def post(self, path: str, body: dict[str, Any] | None = None) -> Any:
-        return _answer(await self._client.post(API + path, json=body or {}))
+    async def post(
+        self,
+        path: str,
+        body: dict[str, Any] | None = None,
+        *,
+        headers: dict[str, str] | None = None,
+    ) -> Any:
+        return _answer(await self._client.post(API + path, json=body or {}, headers=headers))
 
 
 def _present(params: dict[str, Any] | None) -> dict[str, Any]:

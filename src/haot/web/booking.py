@@ -1,0 +1,149 @@
+"""Booking pages: the booking page (quote, coupon, points, amount, pay), the payment's return,
+and the reservation page whose status follows the payment without a reload (SPEC: ``/book``,
+``/reservations/{id}``). Every rule is the API's; the page shows its answer."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+
+from haot.web.api_client import Api, ApiProblem
+from haot.web.pages import html_error, render
+from haot.web.session import Visitor, check_csrf, visitor_of
+
+router = APIRouter(include_in_schema=False)
+STAY = ("room_type_id", "check_in", "check_out", "guests")
+FINAL = frozenset({"CONFIRMED", "FAILED", "CANCELLED", "EXPIRED", "COMPLETED"})
+
+
+def _login_first(request: Request, visitor: Visitor) -> Response:
+    here = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    target = "/login?" + urlencode({"next": here})
+    return visitor.apply(request, RedirectResponse(target, status_code=303))
+
+
+def _stay_request(values: dict[str, str]) -> dict[str, Any]:
+    body: dict[str, Any] = {key: values.get(key, "") for key in STAY}
+    if values.get("user_coupon_id"):
+        body["user_coupon_id"] = values["user_coupon_id"]
+    points = values.get("points", "").strip()
+    body["points"] = points if points else 0
+    return body
+
+
+@router.get("/book", response_class=HTMLResponse)
+async def booking_page(request: Request) -> Response:
+    visitor = await visitor_of(request)
+    if visitor.user is None:
+        return _login_first(request, visitor)
+    wanted = dict(request.query_params)
+    return await _show(request, visitor, wanted, errors={})
+
+
+async def _show(
+    request: Request,
+    visitor: Visitor,
+    wanted: dict[str, str],
+    *,
+    errors: dict[str, str],
+    status: int = 200,
+) -> Response:
+    quote: dict[str, Any] | None = None
+    async with Api(request, token=visitor.token) as api:
+        coupons = await api.get("/coupons", {"status": "ISSUED", "size": 100})
+        balance = await api.get("/points")
+        try:
+            quote = await api.post("/reservations/quote", _stay_request(wanted))
+        except ApiProblem as problem:
+            if problem.status not in (404, 409, 422):
+                raise
+            errors = errors or problem.field_errors() or {"form": problem.detail}
+            status = status if status != 200 else problem.status
+    return render(
+        request,
+        "book.html",
+        status=status,
+        visitor=visitor,
+        wanted=wanted,
+        quote=quote,
+        coupons=coupons["items"],
+        balance=balance,
+        errors=errors,
+        # One key per booking page: pressing "pay" twice books once (ADR 0016).
+        idempotency_key=wanted.get("idempotency_key") or uuid.uuid4().hex,
+    )
+
+
+@router.post("/book", response_class=HTMLResponse)
+async def book(request: Request) -> Response:
+    form = await check_csrf(request)
+    visitor = await visitor_of(request)
+    if visitor.user is None:
+        return _login_first(request, visitor)
+    if form.get("action") != "pay":  # "update the amount": the quote for the new choices
+        return await _show(request, visitor, form, errors={})
+    key = form.get("idempotency_key", "")
+    try:
+        async with Api(request, token=visitor.token) as api:
+            created = await api.post(
+                "/reservations", _stay_request(form), headers={"Idempotency-Key": key}
+            )
+    except ApiProblem as problem:
+        if problem.status not in (404, 409, 422, 429):
+            raise
+        errors = problem.field_errors() or {"form": problem.detail}
+        return await _show(request, visitor, form, errors=errors, status=problem.status)
+    target = created.get("checkout_url") or f"/reservations/{created['id']}"
+    return visitor.apply(request, RedirectResponse(target, status_code=303))
+
+
+@router.get("/payments/{payment_id}/return")
+async def payment_return(request: Request, payment_id: str) -> Response:
+    """Where the checkout sends the guest back: their reservation's page."""
+    visitor = await visitor_of(request)
+    if visitor.user is None:
+        return _login_first(request, visitor)
+    try:
+        async with Api(request, token=visitor.token) as api:
+            payment = await api.get(f"/payments/{payment_id}")
+    except ApiProblem as problem:
+        if problem.status == 404:
+            return html_error(request, 404)
+        raise
+    target = f"/reservations/{payment['reservation_id']}"
+    return visitor.apply(request, RedirectResponse(target, status_code=303))
+
+
+@router.get("/reservations/{reservation_id}", response_class=HTMLResponse)
+async def reservation_page(request: Request, reservation_id: str) -> Response:
+    return await _reservation(request, reservation_id, "reservation.html")
+
+
+@router.get("/reservations/{reservation_id}/status", response_class=HTMLResponse)
+async def reservation_status(request: Request, reservation_id: str) -> Response:
+    """The status block alone: what the page polls (htmx) until the status is final."""
+    return await _reservation(request, reservation_id, "_reservation_status.html")
+
+
+async def _reservation(request: Request, reservation_id: str, template: str) -> Response:
+    visitor = await visitor_of(request)
+    if visitor.user is None:
+        return _login_first(request, visitor)
+    try:
+        async with Api(request, token=visitor.token) as api:
+            reservation = await api.get(f"/reservations/{reservation_id}")
+    except ApiProblem as problem:
+        if problem.status == 404:
+            return html_error(request, 404)
+        raise
+    return render(
+        request,
+        template,
+        visitor=visitor,
+        reservation=reservation,
+        final=reservation["status"] in FINAL,
+    )

@@ -1,0 +1,54 @@
+"""The guest's walk in a real browser, on the built-in fake PortOne: sign up, search, the lodging,
+the booking page with its amount, pay on the checkout page, come back to the reservation page and
+see it CONFIRMED without reloading."""
+
+from __future__ import annotations
+
+import uuid
+
+import httpx
+import pytest
+from playwright.async_api import Browser, expect
+
+from haot.platform.container import Platform
+from tests.browser.conftest import look
+from tests.lodging.factories import create_listing, day, make_host
+
+
+async def test_book_and_pay_on_the_checkout_page(
+    browser: Browser, site: tuple[str, Platform], request: pytest.FixtureRequest
+) -> None:
+    base, _ = site
+    async with httpx.AsyncClient(base_url=base, timeout=10) as api:
+        host = await make_host(api)
+        listing = await create_listing(api, host, price=110_000, name="Stone House")
+    check_in, check_out = day(5), day(7)
+    page = await browser.new_page(locale="ko-KR")
+    await page.goto(base + "/signup")
+    await page.locator("input[name=name]").fill("Choi Guest")
+    await page.locator("input[name=email]").fill(f"choi-{uuid.uuid4().hex[:8]}@example.com")
+    await page.locator("input[name=password]").fill("a-long-enough-password")
+    await page.locator("[data-testid=submit]").click()
+    await page.wait_for_url(base + "/")
+
+    query = f"region=Seoul&check_in={check_in}&check_out={check_out}&guests=2"
+    await page.goto(f"{base}/search?{query}")
+    await page.locator("[data-testid=lodging-card] a", has_text="Stone House").click()
+    await page.locator("[data-testid=book]").first.click()
+    await page.wait_for_url("**/book?**")
+    amount = page.locator("[data-testid=amount]")
+    await expect(amount).to_have_attribute("data-value", "220000")
+    await expect(page.locator("select[name=user_coupon_id]")).to_be_visible()
+    await expect(page.locator("input[name=points]")).to_be_visible()
+    await look(page, request.node.name, "book")
+
+    await page.locator("[data-testid=pay]").click()
+    await page.wait_for_url("**/fake-portone/checkout/**")
+    await page.locator("#approve").click()
+
+    await page.wait_for_url("**/reservations/**")
+    status = page.locator("[data-testid=reservation-status]")
+    await expect(status).to_have_attribute("data-status", "CONFIRMED", timeout=15_000)
+    await look(page, request.node.name, "reservation")
+    assert listing.room_type["id"]
+    await page.close()

@@ -1,0 +1,74 @@
+"""The booking pages over HTTP (both engines): sign-in first, the quote's amount, "pay" books once
+per page (its Idempotency-Key) and leads to the checkout, the return leads to the reservation."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from typing import Any
+
+import httpx
+
+from tests.lodging.factories import create_listing, day, make_host
+from tests.web.test_account_pages import HTML, csrf_of, sign_up
+
+
+async def booking_query(client: httpx.AsyncClient) -> dict[str, Any]:
+    host = await make_host(client)
+    listing = await create_listing(client, host, price=90_000)
+    return {
+        "room_type_id": listing.room_type["id"],
+        "check_in": day(3).isoformat(),
+        "check_out": day(5).isoformat(),
+        "guests": 2,
+    }
+
+
+async def test_the_booking_page_asks_to_sign_in_first(app_client: httpx.AsyncClient) -> None:
+    stay = await booking_query(app_client)
+    app_client.cookies.clear()
+    page = await app_client.get("/book", params=stay, headers=HTML)
+    assert page.status_code == 303
+    assert page.headers["location"].startswith("/login?next=%2Fbook%3Froom_type_id%3D")
+
+
+async def test_pay_books_once_and_leads_to_the_checkout(app_client: httpx.AsyncClient) -> None:
+    stay = await booking_query(app_client)
+    await sign_up(app_client, f"guest-{uuid.uuid4().hex[:8]}@example.com")
+    page = await app_client.get("/book", params=stay, headers=HTML)
+    assert page.status_code == 200, page.text
+    assert re.search(r'data-testid="amount" data-value="180000"', page.text)
+    assert '<select id="user_coupon_id" name="user_coupon_id">' in page.text
+    key = re.search(r'name="idempotency_key" value="([^"]+)"', page.text)
+    assert key
+    form = {k: str(v) for k, v in stay.items()} | {
+        "csrf": csrf_of(page.text),
+        "idempotency_key": key.group(1),
+        "points": "",
+        "user_coupon_id": "",
+        "action": "pay",
+    }
+    first = await app_client.post("/book", data=form, headers=HTML)
+    again = await app_client.post("/book", data=form, headers=HTML)  # pressed twice
+    assert first.status_code == again.status_code == 303, first.text
+    assert first.headers["location"] == again.headers["location"]
+    checkout = re.fullmatch(r".*/payments/(pay_\w+)/checkout", first.headers["location"])
+    assert checkout, first.headers["location"]
+
+    mine = await app_client.get("/api/v1/reservations", headers={"Accept": "application/json"})
+    assert mine.status_code == 401  # the API wants its bearer token; the pages use the cookie
+    back = await app_client.get(f"/payments/{checkout.group(1)}/return", headers=HTML)
+    assert back.status_code == 303
+    reservation = await app_client.get(back.headers["location"], headers=HTML)
+    assert reservation.status_code == 200, reservation.text
+    assert 'data-testid="reservation-status" data-status="PENDING"' in reservation.text
+    assert 'hx-get="/reservations/' in reservation.text  # follows the payment until final
+
+
+async def test_a_refused_quote_is_shown_on_the_page(app_client: httpx.AsyncClient) -> None:
+    stay = await booking_query(app_client)
+    await sign_up(app_client, f"guest-{uuid.uuid4().hex[:8]}@example.com")
+    too_many = await app_client.get("/book", params=stay | {"points": 10_000}, headers=HTML)
+    assert too_many.status_code in (409, 422), too_many.text
+    assert 'class="error"' in too_many.text
+    assert 'data-testid="pay"' not in too_many.text
