@@ -72,3 +72,14 @@ async def test_a_refused_quote_is_shown_on_the_page(app_client: httpx.AsyncClien
     assert too_many.status_code in (409, 422), too_many.text
     assert 'class="error"' in too_many.text
     assert 'data-testid="pay"' not in too_many.text
+
+
+async def test_a_booking_link_without_dates_asks_for_them(app_client: httpx.AsyncClient) -> None:
+    stay = await booking_query(app_client)
+    await sign_up(app_client, f"guest-{uuid.uuid4().hex[:8]}@example.com")
+    page = await app_client.get(
+        "/book", params={"room_type_id": stay["room_type_id"]}, headers=HTML
+    )
+    assert page.status_code == 422
+    assert "먼저 날짜와 인원을 선택해 주세요" in page.text
+    assert 'data-testid="pay"' not in page.text

@@ -61,7 +61,11 @@ async def _show(
         except ApiProblem as problem:
             if problem.status not in (404, 409, 422):
                 raise
-            errors = errors or problem.field_errors() or {"form": problem.detail}
+            fields = problem.field_errors()
+            if any(name in fields for name in STAY):  # no stay chosen yet (or a broken link)
+                errors = errors or {"stay": "missing"}
+            else:
+                errors = errors or fields or {"form": problem.detail}
             status = status if status != 200 else problem.status
     return render(
         request,

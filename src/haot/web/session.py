@@ -94,7 +94,12 @@ async def visitor_of(request: Request) -> Visitor:
                 signed_out(visitor)
                 return visitor
         async with Api(request, token=visitor.token) as api:
-            visitor.user = await api.get("/users/me")
+            try:
+                visitor.user = await api.get("/users/me")
+            except ApiProblem as problem:
+                if problem.status != 401:
+                    raise
+                signed_out(visitor)  # refreshed, yet refused: deactivated meanwhile
         return visitor
     signed_out(visitor)
     return visitor
