@@ -1,6 +1,6 @@
 """The guest's walk in a real browser, on the built-in fake PortOne: sign up, search, the lodging,
 the booking page with its amount, pay on the checkout page, come back to the reservation page and
-see it CONFIRMED without reloading."""
+see it CONFIRMED without reloading; then cancel it, shown the policy's refund first."""
 
 from __future__ import annotations
 
@@ -50,5 +50,13 @@ async def test_book_and_pay_on_the_checkout_page(
     status = page.locator("[data-testid=reservation-status]")
     await expect(status).to_have_attribute("data-status", "CONFIRMED", timeout=15_000)
     await look(page, request.node.name, "reservation")
+
+    # Five days before check-in the lodging's policy refunds half; the page says so first.
+    await expect(page.get_by_text("₩110,000")).to_be_visible()
+    await page.locator("[data-testid=cancel]").click()
+    await page.wait_for_url("**/reservations/*")
+    await expect(status).to_have_attribute("data-status", "CANCELLED")
+    await expect(page.locator("[data-testid=refund]")).to_have_attribute("data-value", "110000")
+    await look(page, request.node.name, "cancelled")
     assert listing.room_type["id"]
     await page.close()

@@ -38,6 +38,10 @@ async def test_guest_cancellation_refunds_per_policy_tier(api_world: World) -> N
     outcome: dict[int, int | str] = {}
     for days, _ in POLICY_CASES:
         guest, created = booked[days]
+        # What the guest is shown first: exactly what the cancellation then does.
+        terms = await world.http.get(
+            f"/api/v1/reservations/{created['id']}/cancellation", headers=world.auth(guest)
+        )
         response = await world.http.post(
             f"/api/v1/reservations/{created['id']}/cancel",
             json={"reason": "plans changed"},
@@ -48,8 +52,11 @@ async def test_guest_cancellation_refunds_per_policy_tier(api_world: World) -> N
             assert body["status"] == "CANCELLED"
             assert body["cancelled_by"] == "GUEST"
             outcome[days] = body["refund_amount"]
+            assert terms.status_code == 200, terms.text
+            assert terms.json()["refund_amount"] == body["refund_amount"]
         else:
             outcome[days] = f"{response.status_code} {problem(response)}"
+            assert (terms.status_code, problem(terms)) == (response.status_code, problem(response))
     await world.settle()
 
     expected = {
@@ -120,10 +127,16 @@ async def test_cancelling_twice_is_409_invalid_state_and_refunds_once(api_world:
 
 
 async def test_someone_elses_reservation_cannot_be_cancelled_and_is_404(api_world: World) -> None:
+    """Nor can its refund be asked for."""
     world = api_world
     owner = world.guest()
     created = await booked_and_paid(world, owner, start=20)
     stranger = world.guest()
+    terms = await world.http.get(
+        f"/api/v1/reservations/{created['id']}/cancellation", headers=world.auth(stranger)
+    )
+    assert terms.status_code == 404
+    assert problem(terms) == "reservation_not_found"
     response = await world.http.post(
         f"/api/v1/reservations/{created['id']}/cancel", headers=world.auth(stranger)
     )

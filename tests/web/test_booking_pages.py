@@ -83,3 +83,35 @@ async def test_a_booking_link_without_dates_asks_for_them(app_client: httpx.Asyn
     assert page.status_code == 422
     assert "먼저 날짜와 인원을 선택해 주세요" in page.text
     assert 'data-testid="pay"' not in page.text
+
+
+async def test_the_reservation_page_shows_the_refund_before_cancelling(
+    app_client: httpx.AsyncClient,
+) -> None:
+    stay = await booking_query(app_client)
+    await sign_up(app_client, f"guest-{uuid.uuid4().hex[:8]}@example.com")
+    page = await app_client.get("/book", params=stay, headers=HTML)
+    key = re.search(r'name="idempotency_key" value="([^"]+)"', page.text)
+    assert key
+    form = {k: str(v) for k, v in stay.items()} | {
+        "csrf": csrf_of(page.text),
+        "idempotency_key": key.group(1),
+        "action": "pay",
+    }
+    checkout = (await app_client.post("/book", data=form, headers=HTML)).headers["location"]
+    payment_id = checkout.rsplit("/", 2)[-2]
+    reservation_path = (
+        await app_client.get(f"/payments/{payment_id}/return", headers=HTML)
+    ).headers["location"]
+    unpaid = await app_client.get(reservation_path, headers=HTML)
+    assert 'data-testid="cancel"' in unpaid.text
+    assert "₩0" in unpaid.text  # unpaid: nothing to refund, and the page says so first
+
+    cancelled = await app_client.post(
+        f"{reservation_path}/cancel", data={"csrf": csrf_of(unpaid.text)}, headers=HTML
+    )
+    assert cancelled.status_code == 303
+    after = await app_client.get(reservation_path, headers=HTML)
+    assert 'data-status="CANCELLED"' in after.text
+    assert 'data-testid="refund" data-value="0"' in after.text
+    assert 'data-testid="cancel"' not in after.text

@@ -25,6 +25,7 @@ from haot.platform.web import (
 )
 from haot.reservation.domain import ReservationStatus
 from haot.reservation.schemas import (
+    CancellationTerms,
     CancelRequest,
     QuoteRead,
     ReservationCreated,
@@ -125,6 +126,21 @@ async def read_reservation(
     reservation_id: str, user: CurrentUser, reservations: Reservations
 ) -> ReservationRead:
     return await reservations.get_for(user, path_id(reservation_id, ReservationNotFound))
+
+
+@router.get(
+    "/reservations/{reservation_id}/cancellation",
+    response_model=CancellationTerms,
+    responses=problems(401, 404, 409),
+)
+async def cancellation_terms(
+    reservation_id: str, user: CurrentUser, reservations: Reservations
+) -> CancellationTerms:
+    """What cancelling now would refund (the policy's tier for today), without cancelling: 409
+    when the reservation can no longer be cancelled."""
+    return await reservations.cancellation_terms(
+        user, path_id(reservation_id, ReservationNotFound), by_host=False
+    )
 
 
 @router.post(

@@ -50,6 +50,15 @@ class ReservationCreated(BaseModel):
     checkout_url: str | None
 
 
+class CancellationTerms(BaseModel):
+    """What cancelling now would give back: ``refund_amount`` won of the payment
+    (``refund_percent`` of it) and ``points_refund`` points."""
+
+    refund_percent: int
+    refund_amount: int
+    points_refund: int
+
+
 class CancelRequest(_Input):
     reason: Annotated[str, StringConstraints(strip_whitespace=True, max_length=300)] = ""
 

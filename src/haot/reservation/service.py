@@ -47,6 +47,7 @@ from haot.reservation.models import Reservation
 from haot.reservation.ports import CouponPort, InsufficientPoints, PaymentPort, PointPort
 from haot.reservation.repository import ReservationRepository, keyed_reservation
 from haot.reservation.schemas import (
+    CancellationTerms,
     NightPrice,
     QuoteRead,
     ReservationCreated,
@@ -112,6 +113,31 @@ def reservation_read(r: Reservation) -> ReservationRead:
         confirmed_at=r.confirmed_at,
         cancelled_at=r.cancelled_at,
         completed_at=r.completed_at,
+    )
+
+
+def cancellation_terms(row: Reservation, *, full_refund: bool, today: date) -> CancellationTerms:
+    """What cancelling ``row`` today refunds: nothing paid back for an unpaid reservation (its
+    held points all return); for a confirmed one the lodging's policy, or everything when the
+    host or an admin cancels. Raises when it can no longer be cancelled."""
+    status = ReservationStatus(row.status)
+    if status is ReservationStatus.PENDING:
+        return CancellationTerms(refund_percent=0, refund_amount=0, points_refund=row.points_used)
+    if status is not ReservationStatus.CONFIRMED:
+        raise InvalidTransition(f"a {status.value} reservation cannot be cancelled")
+    if row.check_out <= today or (not full_refund and row.check_in <= today):
+        raise CancellationClosed()
+    percent = (
+        100
+        if full_refund
+        else refund_percent(
+            [RefundTier(**t) for t in row.cancellation_policy], today=today, check_in=row.check_in
+        )
+    )
+    return CancellationTerms(
+        refund_percent=percent,
+        refund_amount=refund_amount(row.amount, percent),
+        points_refund=row.points_used * percent // 100,
     )
 
 
@@ -551,51 +577,51 @@ class ReservationService:
             )
         return Page[ReservationRead].of(rows, total, paging, reservation_read)
 
+    async def _cancellable(
+        self, uow: UnitOfWork, principal: Principal, reservation_id: uuid.UUID, *, by_host: bool
+    ) -> Reservation:
+        row = await ReservationRepository(uow.session).get(reservation_id, for_update=True)
+        allowed = row is not None and (
+            principal.is_admin
+            or (by_host and row.host_id == principal.user_id)
+            or (not by_host and row.user_id == principal.user_id)
+        )
+        if row is None or not allowed:
+            raise ReservationNotFound()
+        return row
+
+    async def cancellation_terms(
+        self, principal: Principal, reservation_id: uuid.UUID, *, by_host: bool
+    ) -> CancellationTerms:
+        """What cancelling now would refund, without cancelling (the guest sees it first). The
+        same rule as ``cancel``; raises what ``cancel`` would raise."""
+        async with self._uow() as uow:
+            row = await self._cancellable(uow, principal, reservation_id, by_host=by_host)
+            return cancellation_terms(
+                row, full_refund=by_host or principal.is_admin, today=seoul_today()
+            )
+
     async def cancel(
         self, principal: Principal, reservation_id: uuid.UUID, *, by_host: bool, reason: str
     ) -> ReservationRead:
         """Guests get the lodging's policy refund; a host or admin cancellation refunds in full."""
-        today = seoul_today()
         async with self._uow() as uow:
-            row = await ReservationRepository(uow.session).get(reservation_id, for_update=True)
-            allowed = row is not None and (
-                principal.is_admin
-                or (by_host and row.host_id == principal.user_id)
-                or (not by_host and row.user_id == principal.user_id)
+            row = await self._cancellable(uow, principal, reservation_id, by_host=by_host)
+            was_confirmed = row.status == ReservationStatus.CONFIRMED.value
+            terms = cancellation_terms(
+                row, full_refund=by_host or principal.is_admin, today=seoul_today()
             )
-            if row is None or not allowed:
-                raise ReservationNotFound()
-            full_refund = by_host or principal.is_admin
-            status = ReservationStatus(row.status)
-            if status is ReservationStatus.PENDING:
-                percent = 0
-            elif status is ReservationStatus.CONFIRMED:
-                if row.check_out <= today or (not full_refund and row.check_in <= today):
-                    raise CancellationClosed()
-                percent = (
-                    100
-                    if full_refund
-                    else refund_percent(
-                        [RefundTier(**t) for t in row.cancellation_policy],
-                        today=today,
-                        check_in=row.check_in,
-                    )
-                )
-            else:
-                raise InvalidTransition(f"a {status.value} reservation cannot be cancelled")
-            row.refund_amount = refund_amount(row.amount, percent)
+            row.refund_amount = terms.refund_amount
             row.cancelled_by = "ADMIN" if principal.is_admin else "HOST" if by_host else "GUEST"
             row.failure_reason = reason or None
             move(
                 uow,
                 row,
                 ReservationStatus.CANCELLED,
-                refund_amount=row.refund_amount,
-                refund_percent=percent,
-                was_confirmed=status is ReservationStatus.CONFIRMED,
-                points_refund=row.points_used * percent // 100
-                if status is ReservationStatus.CONFIRMED
-                else row.points_used,
+                refund_amount=terms.refund_amount,
+                refund_percent=terms.refund_percent,
+                was_confirmed=was_confirmed,
+                points_refund=terms.points_refund,
             )
             await uow.commit()
         return reservation_read(row)

@@ -4,6 +4,7 @@ and the reservation page whose status follows the payment without a reload (SPEC
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from typing import Any
 from urllib.parse import urlencode
@@ -137,17 +138,46 @@ async def _reservation(request: Request, reservation_id: str, template: str) -> 
     visitor = await visitor_of(request)
     if visitor.user is None:
         return _login_first(request, visitor)
+    terms = None
     try:
         async with Api(request, token=visitor.token) as api:
             reservation = await api.get(f"/reservations/{reservation_id}")
+            if reservation["status"] in ("PENDING", "CONFIRMED"):
+                # What cancelling now would refund, shown before the guest decides.
+                with contextlib.suppress(ApiProblem):  # 409: no longer cancellable
+                    terms = await api.get(f"/reservations/{reservation_id}/cancellation")
     except ApiProblem as problem:
         if problem.status == 404:
             return html_error(request, 404)
         raise
-    return render(
+    page = render(
         request,
         template,
         visitor=visitor,
         reservation=reservation,
+        terms=terms,
         final=reservation["status"] in FINAL,
     )
+    if request.query_params.get("was", reservation["status"]) != reservation["status"]:
+        # The status moved on: the whole page changes with it (what cancelling would refund).
+        page.headers["HX-Refresh"] = "true"
+    return page
+
+
+@router.post("/reservations/{reservation_id}/cancel")
+async def cancel(request: Request, reservation_id: str) -> Response:
+    await check_csrf(request)
+    visitor = await visitor_of(request)
+    if visitor.user is None:
+        return _login_first(request, visitor)
+    try:
+        async with Api(request, token=visitor.token) as api:
+            await api.post(f"/reservations/{reservation_id}/cancel", {})
+    except ApiProblem as problem:
+        if problem.status == 404:
+            return html_error(request, 404)
+        if problem.status != 409:
+            raise
+        # Paid or started meanwhile: the page shows where it stands now.
+    target = f"/reservations/{reservation_id}"
+    return visitor.apply(request, RedirectResponse(target, status_code=303))
