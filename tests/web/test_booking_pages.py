@@ -115,3 +115,26 @@ async def test_the_reservation_page_shows_the_refund_before_cancelling(
     assert 'data-status="CANCELLED"' in after.text
     assert 'data-testid="refund" data-value="0"' in after.text
     assert 'data-testid="cancel"' not in after.text
+
+
+async def test_my_reservations_lists_mine_with_their_status(app_client: httpx.AsyncClient) -> None:
+    stay = await booking_query(app_client)
+    app_client.cookies.clear()
+    assert (await app_client.get("/reservations", headers=HTML)).status_code == 303
+    await sign_up(app_client, f"guest-{uuid.uuid4().hex[:8]}@example.com")
+    empty = await app_client.get("/reservations", headers=HTML)
+    assert empty.status_code == 200
+    assert 'data-testid="reservation"' not in empty.text
+    page = await app_client.get("/book", params=stay, headers=HTML)
+    key = re.search(r'name="idempotency_key" value="([^"]+)"', page.text)
+    assert key
+    form = {k: str(v) for k, v in stay.items()} | {
+        "csrf": csrf_of(page.text),
+        "idempotency_key": key.group(1),
+        "action": "pay",
+    }
+    assert (await app_client.post("/book", data=form, headers=HTML)).status_code == 303
+    mine = await app_client.get("/reservations", headers=HTML)
+    rows = re.findall(r'<li class="card" data-testid="reservation" data-status="(\w+)">', mine.text)
+    assert rows == ["PENDING"]
+    assert re.search(r'href="/reservations/[0-9a-f-]{36}"', mine.text)

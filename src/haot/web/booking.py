@@ -123,6 +123,16 @@ async def payment_return(request: Request, payment_id: str) -> Response:
     return visitor.apply(request, RedirectResponse(target, status_code=303))
 
 
+@router.get("/reservations", response_class=HTMLResponse)
+async def my_reservations(request: Request, page: int = 1) -> Response:
+    visitor = await visitor_of(request)
+    if visitor.user is None:
+        return _login_first(request, visitor)
+    async with Api(request, token=visitor.token) as api:
+        found = await api.get("/reservations", {"page": max(1, page), "size": 20})
+    return render(request, "reservations.html", visitor=visitor, found=found)
+
+
 @router.get("/reservations/{reservation_id}", response_class=HTMLResponse)
 async def reservation_page(request: Request, reservation_id: str) -> Response:
     return await _reservation(request, reservation_id, "reservation.html")
