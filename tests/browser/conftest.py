@@ -6,16 +6,19 @@ from __future__ import annotations
 
 import os
 import re
+import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from axe_playwright_python.async_playwright import Axe
 from playwright.async_api import Browser, Page, async_playwright
 
 from haot.platform.container import Platform
 from haot.platform.settings import Settings
+from tests.lodging.factories import Listing, create_listing, make_host
 from tests.support.server import real_server
 from tests.support.services import unavailable
 
@@ -68,6 +71,21 @@ async def look(page: Page, test: str, name: str) -> None:
         if violation.get("impact") in ("serious", "critical")
     ]
     assert not serious, _report(serious)
+
+
+async def listing_on(base: str, *, price: int, name: str) -> Listing:
+    """A host's lodging with one room type open at ``price`` a night, made through the API of
+    the served app."""
+    async with httpx.AsyncClient(base_url=base, timeout=10) as api:
+        return await create_listing(api, await make_host(api), price=price, name=name)
+
+
+async def sign_up_on_the_page(page: Page, name: str) -> None:
+    """Fill in the sign-up page the browser is on, as a new guest, and send it."""
+    await page.locator("input[name=name]").fill(name)
+    await page.locator("input[name=email]").fill(f"guest-{uuid.uuid4().hex[:8]}@example.com")
+    await page.locator("input[name=password]").fill("a-long-enough-password")
+    await page.locator("[data-testid=submit]").click()
 
 
 def _report(violations: list[dict[str, Any]]) -> str:

@@ -4,31 +4,23 @@ see it CONFIRMED without reloading; then cancel it, shown the policy's refund fi
 
 from __future__ import annotations
 
-import uuid
-
-import httpx
 import pytest
 from playwright.async_api import Browser, expect
 
 from haot.platform.container import Platform
-from tests.browser.conftest import look
-from tests.lodging.factories import create_listing, day, make_host
+from tests.browser.conftest import listing_on, look, sign_up_on_the_page
+from tests.lodging.factories import day
 
 
 async def test_book_and_pay_on_the_checkout_page(
     browser: Browser, site: tuple[str, Platform], request: pytest.FixtureRequest
 ) -> None:
     base, _ = site
-    async with httpx.AsyncClient(base_url=base, timeout=10) as api:
-        host = await make_host(api)
-        listing = await create_listing(api, host, price=110_000, name="Stone House")
+    listing = await listing_on(base, price=110_000, name="Stone House")
     check_in, check_out = day(5), day(7)
     page = await browser.new_page(locale="ko-KR")
     await page.goto(base + "/signup")
-    await page.locator("input[name=name]").fill("Choi Guest")
-    await page.locator("input[name=email]").fill(f"choi-{uuid.uuid4().hex[:8]}@example.com")
-    await page.locator("input[name=password]").fill("a-long-enough-password")
-    await page.locator("[data-testid=submit]").click()
+    await sign_up_on_the_page(page, "Choi Guest")
     await page.wait_for_url(base + "/")
 
     query = f"region=Seoul&check_in={check_in}&check_out={check_out}&guests=2"

@@ -3,24 +3,19 @@ the lodging page with its rooms; in Korean, then in English through the switch."
 
 from __future__ import annotations
 
-import uuid
-
-import httpx
 import pytest
 from playwright.async_api import Browser, expect
 
 from haot.platform.container import Platform
-from tests.browser.conftest import look
-from tests.lodging.factories import create_listing, day, make_host
+from tests.browser.conftest import listing_on, look, sign_up_on_the_page
+from tests.lodging.factories import day
 
 
 async def test_search_to_lodging_page(
     browser: Browser, site: tuple[str, Platform], request: pytest.FixtureRequest
 ) -> None:
     base, _ = site
-    async with httpx.AsyncClient(base_url=base, timeout=10) as api:
-        host = await make_host(api)
-        listing = await create_listing(api, host, price=130_000, name="Hanok by the River")
+    listing = await listing_on(base, price=130_000, name="Hanok by the River")
     check_in, check_out = day(4), day(6)
 
     page = await browser.new_page(locale="ko-KR")  # a guest whose browser speaks Korean
@@ -82,10 +77,7 @@ async def test_sign_up_and_log_out_in_the_browser(
     page = await browser.new_page(locale="ko-KR")
     await page.goto(base + "/signup")
     await look(page, request.node.name, "signup")
-    await page.locator("input[name=name]").fill("Park Guest")
-    await page.locator("input[name=email]").fill(f"park-{uuid.uuid4().hex[:8]}@example.com")
-    await page.locator("input[name=password]").fill("a-long-enough-password")
-    await page.locator("[data-testid=submit]").click()
+    await sign_up_on_the_page(page, "Park Guest")
     await page.wait_for_url(base + "/")
     await expect(page.locator("[data-testid=logout]")).to_be_visible()
     await expect(page.get_by_text("Park Guest")).to_be_visible()

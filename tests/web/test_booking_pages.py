@@ -24,6 +24,19 @@ async def booking_query(client: httpx.AsyncClient) -> dict[str, Any]:
     }
 
 
+async def pay_form(client: httpx.AsyncClient, stay: dict[str, Any]) -> dict[str, str]:
+    """What pressing "pay" on the booking page of ``stay`` posts (its CSRF token and key)."""
+    page = await client.get("/book", params=stay, headers=HTML)
+    assert page.status_code == 200, page.text
+    key = re.search(r'name="idempotency_key" value="([^"]+)"', page.text)
+    assert key
+    return {k: str(v) for k, v in stay.items()} | {
+        "csrf": csrf_of(page.text),
+        "idempotency_key": key.group(1),
+        "action": "pay",
+    }
+
+
 async def test_the_booking_page_asks_to_sign_in_first(app_client: httpx.AsyncClient) -> None:
     stay = await booking_query(app_client)
     app_client.cookies.clear()
@@ -90,14 +103,7 @@ async def test_the_reservation_page_shows_the_refund_before_cancelling(
 ) -> None:
     stay = await booking_query(app_client)
     await sign_up(app_client, f"guest-{uuid.uuid4().hex[:8]}@example.com")
-    page = await app_client.get("/book", params=stay, headers=HTML)
-    key = re.search(r'name="idempotency_key" value="([^"]+)"', page.text)
-    assert key
-    form = {k: str(v) for k, v in stay.items()} | {
-        "csrf": csrf_of(page.text),
-        "idempotency_key": key.group(1),
-        "action": "pay",
-    }
+    form = await pay_form(app_client, stay)
     checkout = (await app_client.post("/book", data=form, headers=HTML)).headers["location"]
     payment_id = checkout.rsplit("/", 2)[-2]
     reservation_path = (
@@ -125,14 +131,7 @@ async def test_my_reservations_lists_mine_with_their_status(app_client: httpx.As
     empty = await app_client.get("/reservations", headers=HTML)
     assert empty.status_code == 200
     assert 'data-testid="reservation"' not in empty.text
-    page = await app_client.get("/book", params=stay, headers=HTML)
-    key = re.search(r'name="idempotency_key" value="([^"]+)"', page.text)
-    assert key
-    form = {k: str(v) for k, v in stay.items()} | {
-        "csrf": csrf_of(page.text),
-        "idempotency_key": key.group(1),
-        "action": "pay",
-    }
+    form = await pay_form(app_client, stay)
     assert (await app_client.post("/book", data=form, headers=HTML)).status_code == 303
     mine = await app_client.get("/reservations", headers=HTML)
     rows = re.findall(r'<li class="card" data-testid="reservation" data-status="(\w+)">', mine.text)
