@@ -45,18 +45,19 @@ Call = tuple[str, list[tuple[bytes, bytes]]] | tuple[str, list[tuple[bytes, byte
 
 
 async def _call(
-    app: Any, method: str, path: str, headers: list[tuple[bytes, bytes]], body: bytes = b""
+    app: Any, method: str, target: str, headers: list[tuple[bytes, bytes]], body: bytes = b""
 ) -> int:
+    path, _, query = target.partition("?")
     scope = {
         "type": "http",
         "asgi": {"version": "3.0", "spec_version": "2.3"},
         "http_version": "1.1",
         "method": method,
         "scheme": "http",
-        "path": path.partition("?")[0],
-        "raw_path": path.partition("?")[0].encode(),
+        "path": path,
+        "raw_path": path.encode(),
         "root_path": "",
-        "query_string": path.partition("?")[2].encode(),
+        "query_string": query.encode(),
         "headers": [(b"host", b"bench"), *headers],
         "client": ("127.0.0.1", 40000),
         "server": ("127.0.0.1", 8000),
