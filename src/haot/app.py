@@ -136,13 +136,15 @@ def create_app(
 
     if serves_pages:
         from haot.web.account import router as account_pages
+        from haot.web.admin import router as admin_pages
         from haot.web.booking import router as booking_pages
+        from haot.web.host import router as host_pages
         from haot.web.pages import STATIC
         from haot.web.pages import router as pages
+        from haot.web.wallet import router as wallet_pages
 
-        app.include_router(pages)
-        app.include_router(account_pages)
-        app.include_router(booking_pages)
+        for router in (pages, account_pages, booking_pages, wallet_pages, host_pages, admin_pages):
+            app.include_router(router)
         app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
     # Outermost last: request context, then Idempotency-Key, then the direct routes (the liveness

@@ -6,14 +6,14 @@ from __future__ import annotations
 import contextlib
 
 from fastapi import APIRouter, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, Response
 
 from haot.web.api_client import Api, ApiProblem
 from haot.web.pages import render, safe_next
 from haot.web.session import (
     REFRESH_COOKIE,
-    Visitor,
     check_csrf,
+    go,
     signed_in,
     signed_out,
     visitor_of,
@@ -26,7 +26,7 @@ router = APIRouter(include_in_schema=False)
 async def login_page(request: Request, next: str = "/") -> Response:
     visitor = await visitor_of(request)
     if visitor.user is not None:
-        return _go(request, visitor, safe_next(next))
+        return go(request, visitor, safe_next(next))
     return render(request, "login.html", visitor=visitor, next=safe_next(next), form={}, errors={})
 
 
@@ -52,7 +52,7 @@ async def log_in(request: Request) -> Response:
             form={"email": credentials["email"]},
             errors=errors,
         )
-    return _go(request, visitor, target)
+    return go(request, visitor, target)
 
 
 @router.get("/signup", response_class=HTMLResponse)
@@ -88,7 +88,7 @@ async def sign_up(request: Request) -> Response:
             form={"name": account["name"], "email": account["email"]},
             errors=_signup_errors(problem),
         )
-    return _go(request, visitor, target)
+    return go(request, visitor, target)
 
 
 def _signup_errors(problem: ApiProblem) -> dict[str, str]:
@@ -110,8 +110,4 @@ async def log_out(request: Request) -> Response:
             with contextlib.suppress(ApiProblem):
                 await api.post("/auth/logout", {"refresh_token": refresh})
     signed_out(visitor)
-    return _go(request, visitor, "/")
-
-
-def _go(request: Request, visitor: Visitor, target: str) -> Response:
-    return visitor.apply(request, RedirectResponse(target, status_code=303))
+    return go(request, visitor, "/")

@@ -68,6 +68,15 @@ class Api:
     ) -> Any:
         return _answer(await self._client.post(API + path, json=body or {}, headers=headers))
 
+    async def put(self, path: str, body: dict[str, Any]) -> Any:
+        return _answer(await self._client.put(API + path, json=body))
+
+    async def patch(self, path: str, body: dict[str, Any]) -> Any:
+        return _answer(await self._client.patch(API + path, json=body))
+
+    async def delete(self, path: str) -> Any:
+        return _answer(await self._client.delete(API + path))
+
 
 def _present(params: dict[str, Any] | None) -> dict[str, Any]:
     """Query parameters without the empty ones (an empty form field means "not given")."""

@@ -7,24 +7,17 @@ from __future__ import annotations
 import contextlib
 import uuid
 from typing import Any
-from urllib.parse import urlencode
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from haot.web.api_client import Api, ApiProblem
 from haot.web.pages import html_error, render
-from haot.web.session import Visitor, check_csrf, visitor_of
+from haot.web.session import Visitor, check_csrf, login_first, visitor_of
 
 router = APIRouter(include_in_schema=False)
 STAY = ("room_type_id", "check_in", "check_out", "guests")
 FINAL = frozenset({"CONFIRMED", "FAILED", "CANCELLED", "EXPIRED", "COMPLETED"})
-
-
-def _login_first(request: Request, visitor: Visitor) -> Response:
-    here = request.url.path + (f"?{request.url.query}" if request.url.query else "")
-    target = "/login?" + urlencode({"next": here})
-    return visitor.apply(request, RedirectResponse(target, status_code=303))
 
 
 def _stay_request(values: dict[str, str]) -> dict[str, Any]:
@@ -40,7 +33,7 @@ def _stay_request(values: dict[str, str]) -> dict[str, Any]:
 async def booking_page(request: Request) -> Response:
     visitor = await visitor_of(request)
     if visitor.user is None:
-        return _login_first(request, visitor)
+        return login_first(request, visitor)
     wanted = dict(request.query_params)
     return await _show(request, visitor, wanted, errors={})
 
@@ -88,7 +81,7 @@ async def book(request: Request) -> Response:
     form = await check_csrf(request)
     visitor = await visitor_of(request)
     if visitor.user is None:
-        return _login_first(request, visitor)
+        return login_first(request, visitor)
     if form.get("action") != "pay":  # "update the amount": the quote for the new choices
         return await _show(request, visitor, form, errors={})
     key = form.get("idempotency_key", "")
@@ -111,7 +104,7 @@ async def payment_return(request: Request, payment_id: str) -> Response:
     """Where the checkout sends the guest back: their reservation's page."""
     visitor = await visitor_of(request)
     if visitor.user is None:
-        return _login_first(request, visitor)
+        return login_first(request, visitor)
     try:
         async with Api(request, token=visitor.token) as api:
             payment = await api.get(f"/payments/{payment_id}")
@@ -127,7 +120,7 @@ async def payment_return(request: Request, payment_id: str) -> Response:
 async def my_reservations(request: Request, page: int = 1) -> Response:
     visitor = await visitor_of(request)
     if visitor.user is None:
-        return _login_first(request, visitor)
+        return login_first(request, visitor)
     async with Api(request, token=visitor.token) as api:
         found = await api.get("/reservations", {"page": max(1, page), "size": 20})
     return render(request, "reservations.html", visitor=visitor, found=found)
@@ -147,7 +140,7 @@ async def reservation_status(request: Request, reservation_id: str) -> Response:
 async def _reservation(request: Request, reservation_id: str, template: str) -> Response:
     visitor = await visitor_of(request)
     if visitor.user is None:
-        return _login_first(request, visitor)
+        return login_first(request, visitor)
     terms = None
     try:
         async with Api(request, token=visitor.token) as api:
@@ -179,7 +172,7 @@ async def cancel(request: Request, reservation_id: str) -> Response:
     await check_csrf(request)
     visitor = await visitor_of(request)
     if visitor.user is None:
-        return _login_first(request, visitor)
+        return login_first(request, visitor)
     try:
         async with Api(request, token=visitor.token) as api:
             await api.post(f"/reservations/{reservation_id}/cancel", {})

@@ -44,17 +44,26 @@ def language_of(request: Request) -> str:
     return DEFAULT
 
 
+def catalog_files(language: str) -> list[Path]:
+    """The catalogs of ``language``: one per part of the site (``messages.po`` for the guest
+    pages, ``host.po``, ``admin.po``), so each part's messages stay beside each other."""
+    return sorted((_LOCALES / language / "LC_MESSAGES").glob("*.po"))
+
+
 def translations(language: str) -> gettext.NullTranslations:
-    """The catalog of ``language`` (messages are written in English: English needs none)."""
-    path = _LOCALES / language / "LC_MESSAGES" / "messages.po"
-    if not path.exists():
-        return gettext.NullTranslations()
-    with path.open("rb") as po:
-        catalog = read_po(po, locale=language)
-    compiled = io.BytesIO()
-    write_mo(compiled, catalog)
-    compiled.seek(0)
-    return gettext.GNUTranslations(compiled)
+    """The catalogs of ``language`` as one (messages are written in English: English needs
+    none)."""
+    merged: gettext.NullTranslations = gettext.NullTranslations()
+    for path in reversed(catalog_files(language)):
+        with path.open("rb") as po:
+            catalog = read_po(po, locale=language)
+        compiled = io.BytesIO()
+        write_mo(compiled, catalog)
+        compiled.seek(0)
+        part = gettext.GNUTranslations(compiled)
+        part.add_fallback(merged)
+        merged = part
+    return merged
 
 
 class Formats:

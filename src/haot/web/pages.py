@@ -14,7 +14,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from haot.platform.clock import seoul_today
 from haot.web.api_client import Api, ApiProblem
 from haot.web.i18n import COOKIE, LANGUAGES, Formats, language_of, translations
-from haot.web.session import Visitor, visitor_of
+from haot.web.session import Visitor, login_first, visitor_of
 
 router = APIRouter(include_in_schema=False)
 STATIC = Path(__file__).parent / "static"
@@ -69,8 +69,25 @@ def _here(request: Request) -> str:
     return request.url.path + (f"?{query}" if query else "")
 
 
-def html_error(request: Request, status: int) -> HTMLResponse:
-    return render(request, "error.html", status=status, status_code=status)
+def html_error(
+    request: Request, status: int, *, visitor: Visitor | None = None, reason: str = ""
+) -> HTMLResponse:
+    """The error page; ``reason`` "forbidden" tells a 403 of a role apart from an expired form."""
+    return render(
+        request, "error.html", status=status, visitor=visitor, status_code=status, reason=reason
+    )
+
+
+async def visitor_in_role(request: Request, *roles: str) -> tuple[Visitor, Response | None]:
+    """The visitor of a page for some roles only, and what to answer instead when they may not
+    see it: the log-in page for anonymous visitors, a 403 page for other roles. The API checks
+    the role again on every call; this only spares the visitor a page of refusals."""
+    visitor = await visitor_of(request)
+    if visitor.user is None:
+        return visitor, login_first(request, visitor)
+    if visitor.user.get("role") not in roles:
+        return visitor, html_error(request, 403, visitor=visitor, reason="forbidden")
+    return visitor, None
 
 
 _NOT_PAGES = ("/api/", "/fake-portone/", "/metrics", "/healthz", "/readyz", "/docs", "/openapi")

@@ -13,10 +13,11 @@ import hmac
 import secrets
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlencode
 
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import RedirectResponse, Response
 
 from haot.platform.errors import HaotError
 from haot.platform.web import SESSION_COOKIE, session_cookie_attributes
@@ -52,6 +53,18 @@ class Visitor:
             else:
                 response.set_cookie(name, value[0], max_age=value[1], **attributes)
         return response
+
+
+def login_first(request: Request, visitor: Visitor) -> Response:
+    """To the log-in page, and back here once signed in."""
+    here = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    target = "/login?" + urlencode({"next": here})
+    return visitor.apply(request, RedirectResponse(target, status_code=303))
+
+
+def go(request: Request, visitor: Visitor, target: str) -> Response:
+    """A redirect after a form (303: the browser follows with a GET), with the visit's cookies."""
+    return visitor.apply(request, RedirectResponse(target, status_code=303))
 
 
 def signed_in(visitor: Visitor, pair: dict[str, Any]) -> None:
