@@ -138,13 +138,22 @@ def create_app(
         from haot.web.account import router as account_pages
         from haot.web.admin import router as admin_pages
         from haot.web.booking import router as booking_pages
+        from haot.web.checkout import router as checkout_pages
         from haot.web.host import router as host_pages
         from haot.web.pages import STATIC
         from haot.web.pages import router as pages
         from haot.web.wallet import router as wallet_pages
 
-        for router in (pages, account_pages, booking_pages, wallet_pages, host_pages, admin_pages):
-            app.include_router(router)
+        for page_router in (
+            pages,
+            account_pages,
+            booking_pages,
+            checkout_pages,
+            wallet_pages,
+            host_pages,
+            admin_pages,
+        ):
+            app.include_router(page_router)
         app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
     # Outermost last: request context, then Idempotency-Key, then the direct routes (the liveness

@@ -33,6 +33,8 @@ def production(**overrides: Any) -> dict[str, Any]:
         "redis_url": "redis://unreachable.invalid:6379/0",
         "jwt_secret": secrets.token_urlsafe(48),
         "portone_api_base": "https://api.portone.io",
+        "portone_store_id": "store-" + secrets.token_hex(8),
+        "portone_channel_key": "channel-key-" + secrets.token_hex(8),
         "portone_api_secret": secrets.token_urlsafe(32),
         "portone_webhook_secret": "whsec_" + secrets.token_urlsafe(24).replace("-", "A"),
     }
@@ -53,6 +55,12 @@ def test_a_complete_production_configuration_is_accepted() -> None:
 def test_production_refuses_the_built_in_fake_portone() -> None:
     with pytest.raises(ValidationError, match="built-in fake PortOne"):
         make(portone_api_base="")
+
+
+@pytest.mark.parametrize("field", ["portone_store_id", "portone_channel_key"])
+def test_production_needs_what_the_checkout_page_opens_portone_with(field: str) -> None:
+    with pytest.raises(ValidationError, match="HAOT_PORTONE_STORE_ID and HAOT_PORTONE_CHANNEL_KEY"):
+        make(**{field: ""})
 
 
 def test_production_refuses_the_fake_portone_api_secret() -> None:

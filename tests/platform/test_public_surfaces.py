@@ -23,6 +23,8 @@ def production(**overrides: Any) -> Settings:
         "redis_url": "redis://unreachable.invalid:6379/0",
         "jwt_secret": secrets.token_urlsafe(48),
         "portone_api_base": "https://api.portone.io",
+        "portone_store_id": "store-" + secrets.token_hex(8),
+        "portone_channel_key": "channel-key-" + secrets.token_hex(8),
         "portone_api_secret": secrets.token_urlsafe(32),
         "portone_webhook_secret": "whsec_" + "A" * 32,
     }

@@ -125,6 +125,11 @@ class Settings(BaseSettings):
     portone_api_secret: str = FAKE_PORTONE_API_SECRET
     portone_webhook_secret: str = ""
     portone_webhook_url: str = ""
+    # The checkout page opens PortOne's browser SDK with these (from the PortOne console); the
+    # built-in fake has its own checkout page and needs neither.
+    portone_store_id: str = ""
+    portone_channel_key: str = ""
+    portone_browser_sdk_url: str = "https://cdn.portone.io/v2/browser-sdk.js"
 
     log_level: str = "INFO"
     log_json: bool = True
@@ -174,6 +179,12 @@ class Settings(BaseSettings):
                 "production refuses the built-in fake PortOne: set HAOT_PORTONE_API_BASE "
                 "(https://api.portone.io) with HAOT_PORTONE_API_SECRET and "
                 "HAOT_PORTONE_WEBHOOK_SECRET"
+            )
+        if not (self.portone_store_id and self.portone_channel_key):
+            # Without them the checkout page cannot open PortOne: nobody could pay.
+            raise ValueError(
+                "production needs HAOT_PORTONE_STORE_ID and HAOT_PORTONE_CHANNEL_KEY "
+                "(PortOne console) for the checkout page"
             )
         for name in ("jwt_secret", "portone_api_secret", "portone_webhook_secret"):
             if getattr(self, name) in DEMO_SECRETS:

@@ -99,23 +99,6 @@ async def book(request: Request) -> Response:
     return visitor.apply(request, RedirectResponse(target, status_code=303))
 
 
-@router.get("/payments/{payment_id}/return")
-async def payment_return(request: Request, payment_id: str) -> Response:
-    """Where the checkout sends the guest back: their reservation's page."""
-    visitor = await visitor_of(request)
-    if visitor.user is None:
-        return login_first(request, visitor)
-    try:
-        async with Api(request, token=visitor.token) as api:
-            payment = await api.get(f"/payments/{payment_id}")
-    except ApiProblem as problem:
-        if problem.status == 404:
-            return html_error(request, 404)
-        raise
-    target = f"/reservations/{payment['reservation_id']}"
-    return visitor.apply(request, RedirectResponse(target, status_code=303))
-
-
 @router.get("/reservations", response_class=HTMLResponse)
 async def my_reservations(request: Request, page: int = 1) -> Response:
     visitor = await visitor_of(request)
