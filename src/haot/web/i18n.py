@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import gettext
 import io
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from babel import Locale
-from babel.dates import format_date
+from babel.dates import format_date, format_datetime
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 from babel.numbers import format_currency, format_decimal
@@ -23,6 +24,7 @@ LANGUAGES = ("ko", "en")
 DEFAULT = "ko"
 COOKIE = "haot_lang"
 _LOCALES = Path(__file__).parent / "locale"
+SEOUL = ZoneInfo("Asia/Seoul")  # the platform's clock: stays and drops are on Seoul time
 
 
 def language_of(request: Request) -> str:
@@ -82,3 +84,8 @@ class Formats:
     def day(self, value: date | str) -> str:
         day = date.fromisoformat(value) if isinstance(value, str) else value
         return format_date(day, format="medium", locale=self._locale)
+
+    def moment(self, value: datetime | str) -> str:
+        """A point in time, on Seoul's clock."""
+        when = datetime.fromisoformat(value) if isinstance(value, str) else value
+        return format_datetime(when, format="short", tzinfo=SEOUL, locale=self._locale)
