@@ -67,6 +67,7 @@ async def test_claim_in_a_drop_from_the_page(
     await look(page, request.node.name, "coupon-events")
     # Counted down to the opening on the server's clock: a claim now is in time.
     await expect(event.locator(".open-now")).to_be_visible(timeout=10_000)
+    await expect(event.locator(".until")).to_be_hidden()
 
     await event.locator("[data-testid=claim]").click()
     status = event.locator("[data-testid=claim-status]")

@@ -14,7 +14,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from babel import Locale
-from babel.dates import format_date, format_datetime
+from babel.dates import format_date, format_time
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 from babel.numbers import format_currency, format_decimal
@@ -88,4 +88,5 @@ class Formats:
     def moment(self, value: datetime | str) -> str:
         """A point in time, on Seoul's clock."""
         when = datetime.fromisoformat(value) if isinstance(value, str) else value
-        return format_datetime(when, format="short", tzinfo=SEOUL, locale=self._locale)
+        day = format_date(when.astimezone(SEOUL), format="medium", locale=self._locale)
+        return f"{day} {format_time(when, format='short', tzinfo=SEOUL, locale=self._locale)}"

@@ -15,7 +15,7 @@
         Math.floor(left / 3600) + ":" + pad(Math.floor((left % 3600) / 60)) + ":" + pad(left % 60);
       if (left === 0) {
         countdown.querySelector(".open-now").hidden = false;
-        clock.hidden = true;
+        countdown.querySelector(".until").hidden = true;
         delete countdown.dataset.countdown;
       }
     });
