@@ -73,7 +73,7 @@ async def test_book_with_a_coupon_and_points_and_pay_on_the_checkout_page(
     await page.locator("select[name=user_coupon_id]").select_option(label="Welcome 20,000")
     await page.locator("input[name=points]").fill("5000")
     await page.get_by_role("button", name="금액 다시 계산").click()
-    await expect(amount).to_have_attribute("data-value", "195000")  # 220,000 − 20,000 − 5,000
+    await expect(amount).to_have_attribute("data-value", "195000")  # 220,000 - 20,000 - 5,000
     await look(page, request.node.name, "book")
 
     await page.locator("[data-testid=pay]").click()
