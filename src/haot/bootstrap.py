@@ -41,6 +41,8 @@ def build_platform(
         _wire_payment(platform, gateway)
     if "reservation" in contexts:
         _wire_reservation(platform)
+    if "review" in contexts:
+        _wire_review(platform)
     _register_jobs(platform)
     return platform
 
@@ -66,7 +68,7 @@ def _wire_lodging(platform: Platform) -> None:
     from haot.lodging.cache import LodgingCache
     from haot.lodging.changes import ChangeFeed
     from haot.lodging.client import InProcessLodgingClient
-    from haot.lodging.handlers import lodging_consumer
+    from haot.lodging.handlers import lodging_consumer, lodging_review_consumer
     from haot.lodging.inventory import Inventory
     from haot.lodging.offers import OfferIndex
     from haot.lodging.search import LodgingSearch
@@ -75,7 +77,8 @@ def _wire_lodging(platform: Platform) -> None:
     uow = platform.uow_factory("lodging")
     feed = ChangeFeed(platform.redis)
     cache = LodgingCache(platform.redis, feed=feed)
-    platform.services["lodging"] = LodgingService(uow=uow, cache=cache)
+    service = LodgingService(uow=uow, cache=cache)
+    platform.services["lodging"] = service
     offers = None
     if platform.settings.search_index:
         offers = OfferIndex(uow=uow, feed=feed, window_days=platform.settings.search_index_days)
@@ -86,6 +89,7 @@ def _wire_lodging(platform: Platform) -> None:
     inventory = Inventory(uow=uow, feed=feed)
     platform.services["lodging.client"] = InProcessLodgingClient(inventory)
     platform.register_consumer(lodging_consumer(uow, inventory))
+    platform.register_consumer(lodging_review_consumer(uow, service))
 
 
 def _wire_payment(platform: Platform, gateway: PaymentGateway | None) -> None:
@@ -157,6 +161,16 @@ def _wire_coupon(platform: Platform) -> None:
         return result
 
     platform.jobs.register("reconcile-coupons", reconcile_coupons, every_seconds=30)
+
+
+def _wire_review(platform: Platform) -> None:
+    from haot.review.handlers import review_consumer
+    from haot.review.service import ReviewService
+
+    uow = platform.uow_factory("review")
+    service = ReviewService(uow=uow, window_days=platform.settings.review_window_days)
+    platform.services["review"] = service
+    platform.register_consumer(review_consumer(uow, service))
 
 
 def _wire_point(platform: Platform) -> None:
@@ -272,6 +286,10 @@ def api_routers(contexts: tuple[str, ...]) -> list[APIRouter]:
         from haot.reservation.api import router as reservation_router
 
         routers.append(reservation_router)
+    if "review" in contexts:
+        from haot.review.api import router as review_router
+
+        routers.append(review_router)
     if "payment" in contexts:
         from haot.payment.api import pages as payment_pages
         from haot.payment.api import router as payment_router

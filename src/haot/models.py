@@ -11,6 +11,7 @@ from haot.platform import idempotency, inbox, outbox
 from haot.platform.db import Base
 from haot.point import models as point_models
 from haot.reservation import models as reservation_models
+from haot.review import models as review_models
 
 # Imported for their side effect: each module registers its tables on Base.metadata.
 MODULES = (
@@ -20,6 +21,7 @@ MODULES = (
     payment_models,
     point_models,
     reservation_models,
+    review_models,
     idempotency,
     inbox,
     outbox,

@@ -1,4 +1,5 @@
-"""How the lodging context reacts to reservation events: sell or give back held rooms."""
+"""How the lodging context reacts to other contexts' events: sell or give back held rooms
+(reservations), keep each lodging's rating (reviews)."""
 
 from __future__ import annotations
 
@@ -6,9 +7,11 @@ import structlog
 from prometheus_client import Counter
 
 from haot.lodging.inventory import RELEASED, SOLD, HoldReleased, Inventory
+from haot.lodging.service import LodgingService
 from haot.platform.inbox import Consumer
 from haot.platform.uow import UnitOfWork, UnitOfWorkFactory
 from haot.reservation.events import GIVEN_UP, ReservationConfirmed, ReservationFacts
+from haot.review.events import LodgingRatingChanged
 
 log = structlog.get_logger(__name__)
 
@@ -34,3 +37,18 @@ def lodging_consumer(uow: UnitOfWorkFactory, inventory: Inventory) -> Consumer:
     for given_up in GIVEN_UP:
         consumer.on(given_up, give_back)
     return consumer
+
+
+def lodging_review_consumer(uow: UnitOfWorkFactory, lodgings: LodgingService) -> Consumer:
+    """Each lodging's rating and review count, as the review context keeps them."""
+
+    async def rate(unit: UnitOfWork, event: LodgingRatingChanged) -> None:
+        await lodgings.apply_rating(
+            unit,
+            event.lodging_id,
+            review_count=event.review_count,
+            rating_sum=event.rating_sum,
+            version=event.version,
+        )
+
+    return Consumer("lodging.reviews", uow).on(LodgingRatingChanged, rate)

@@ -26,6 +26,30 @@ class LodgingRepository:
             statement = statement.with_for_update()
         return (await self.session.scalars(statement)).one_or_none()
 
+    async def set_rating(
+        self,
+        lodging_id: uuid.UUID,
+        *,
+        review_count: int,
+        rating_sum: int,
+        rating_avg: float | None,
+        version: int,
+    ) -> bool:
+        """Store the rating figures of ``version`` unless a version as new is stored: True when
+        they were stored."""
+        stored = await self.session.execute(
+            update(Lodging)
+            .where(Lodging.id == lodging_id, Lodging.rating_version < version)
+            .values(
+                review_count=review_count,
+                rating_sum=rating_sum,
+                rating_avg=rating_avg,
+                rating_version=version,
+            )
+            .execution_options(synchronize_session=False)
+        )
+        return bool(getattr(stored, "rowcount", 0))
+
     async def list_for_host(
         self, host_id: uuid.UUID | None, *, offset: int, limit: int
     ) -> tuple[Sequence[Lodging], int]:

@@ -8,12 +8,14 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
+from haot.platform.types import WebUrl
+
 Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 LongText = Annotated[str, StringConstraints(strip_whitespace=True, max_length=5000)]
 Amenity = Annotated[
     str, StringConstraints(strip_whitespace=True, to_lower=True, min_length=1, max_length=40)
 ]
-Url = Annotated[str, StringConstraints(strip_whitespace=True, pattern=r"^https?://\S{1,2000}$")]
+Url = WebUrl
 Won = Annotated[int, Field(ge=0, le=100_000_000)]
 Rooms = Annotated[int, Field(ge=0, le=10_000)]
 Stay = Annotated[int, Field(ge=1, le=30)]  # nights; the platform's longest stay is 30

@@ -129,6 +129,27 @@ class LodgingService:
         self._uow = uow
         self._cache = cache
 
+    async def apply_rating(
+        self,
+        unit: UnitOfWork,
+        lodging_id: uuid.UUID,
+        *,
+        review_count: int,
+        rating_sum: int,
+        version: int,
+    ) -> None:
+        """The review context's figures for a lodging, unless a newer version is here already
+        (a redelivered or late event changes nothing); guests see them once committed."""
+        applied = await LodgingRepository(unit.session).set_rating(
+            lodging_id,
+            review_count=review_count,
+            rating_sum=rating_sum,
+            rating_avg=rating_sum / review_count if review_count else None,
+            version=version,
+        )
+        if applied:
+            unit.after_commit(lambda: self._cache.invalidate(lodging_id), wait=True)
+
     async def _owned_lodging(
         self, uow: UnitOfWork, principal: Principal, lodging_id: uuid.UUID, *, for_update: bool
     ) -> Lodging:

@@ -120,6 +120,10 @@ class Settings(BaseSettings):
     # their tables in one database (ADR 0013), else as a saga; "saga": always as a saga.
     booking_transaction: Literal["auto", "saga"] = "auto"
 
+    # Reviews: a completed stay may be reviewed (and its review edited or deleted) until this
+    # many days after check-out.
+    review_window_days: int = Field(default=30, ge=1, le=365)
+
     # PortOne (empty base: the built-in fake).
     portone_api_base: str = ""
     portone_api_secret: str = FAKE_PORTONE_API_SECRET
