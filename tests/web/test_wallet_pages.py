@@ -151,6 +151,11 @@ async def test_refusals_are_shown_beside_their_event(app_client: httpx.AsyncClie
         f"/coupon-events/{sold_out}/claim", data={"csrf": csrf_of(page.text)}, headers=HTML
     )
     assert first.status_code == 303
+    # Issued: the event may close by exhaustion and leave the list (either way, below).
+    _, first_claim = claim_status(
+        event_card((await app_client.get(first.headers["location"], headers=HTML)).text, sold_out)
+    )
+    assert await settled(app_client, first_claim) == "ISSUED"
 
     app_client.cookies.clear()
     await sign_up(app_client, f"second-{uuid.uuid4().hex[:8]}@example.com")
@@ -177,6 +182,30 @@ async def test_refusals_are_shown_beside_their_event(app_client: httpx.AsyncClie
     assert "text/html" in missing.headers["content-type"]
     forged = await app_client.post(f"/coupon-events/{later}/claim", data={}, headers=HTML)
     assert forged.status_code == 403
+
+
+async def test_a_refusal_is_shown_even_for_an_event_no_longer_listed(
+    app_client: httpx.AsyncClient,
+) -> None:
+    event_id = await drop(app_client, quantity=5)
+    await sign_up(app_client, f"late-{uuid.uuid4().hex[:8]}@example.com")
+    page = await app_client.get("/coupon-events", headers=HTML)
+    assert 'data-testid="claim"' in event_card(page.text, event_id)
+    closed = await app_client.patch(
+        f"/api/v1/admin/coupon-events/{event_id}",
+        headers=admin(app_client),
+        json={"status": "CLOSED"},
+    )
+    assert closed.status_code == 200, closed.text
+    listed = await app_client.get("/api/v1/coupon-events")
+    assert event_id not in {event["id"] for event in listed.json()["items"]}
+
+    late = await app_client.post(
+        f"/coupon-events/{event_id}/claim", data={"csrf": csrf_of(page.text)}, headers=HTML
+    )
+    assert late.status_code == 409
+    card = event_card(late.text, event_id)  # still on the page, with why
+    assert claim_status(card)[0] == "FAILED"
 
 
 async def test_claim_status_is_the_claimants_own(app_client: httpx.AsyncClient) -> None:

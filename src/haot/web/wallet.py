@@ -54,8 +54,11 @@ async def _events_page(
     status: int = 200,
 ) -> Response:
     claims: dict[str, dict[str, Any]] = {}
+    # The events this answer is about: shown even when no longer listed (closed, by their end
+    # or by their last coupon, the moment before).
+    about = [refused["event_id"]] if refused else []
     async with Api(request, token=visitor.token) as api:
-        events = await api.get("/coupon-events", {"size": 100})
+        listed = (await api.get("/coupon-events", {"size": 100}))["items"]
         if visitor.token:
             # What I hold from an event already: its claim is done (one per user).
             mine = await api.get("/coupons", {"size": 100})
@@ -64,12 +67,17 @@ async def _events_page(
                     claims[coupon["event_id"]] = _claim("", coupon["event_id"], "ISSUED")
             if claim_id:
                 with contextlib.suppress(ApiProblem):  # not mine, or unknown: nothing to show
-                    found = await api.get(f"/coupon-claims/{claim_id}")
-                    claims[found["event_id"]] = _shown(found)
-    if refused:
-        claims[refused["event_id"]] = refused
+                    found = _shown(await api.get(f"/coupon-claims/{claim_id}"))
+                    claims[found["event_id"]] = found
+                    about.append(found["event_id"])
+        if refused:
+            claims[refused["event_id"]] = refused
+        for event_id in about:
+            if all(event["id"] != event_id for event in listed):
+                with contextlib.suppress(ApiProblem):  # gone altogether: nothing to show
+                    listed.append(await api.get(f"/coupon-events/{event_id}"))
     now = utcnow()
-    for event in events["items"]:
+    for event in listed:
         starts = datetime.fromisoformat(event["starts_at"])
         # Rounded up: the page's countdown never reaches zero before the event opens.
         event["opens_in"] = max(0, math.ceil((starts - now).total_seconds()))
@@ -78,7 +86,7 @@ async def _events_page(
         "coupon_events.html",
         status=status,
         visitor=visitor,
-        events=events["items"],
+        events=listed,
         claims=claims,
     )
 
