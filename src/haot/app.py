@@ -142,6 +142,7 @@ def create_app(
         from haot.web.host import router as host_pages
         from haot.web.pages import STATIC
         from haot.web.pages import router as pages
+        from haot.web.reviews import router as review_pages
         from haot.web.wallet import router as wallet_pages
 
         for page_router in (
@@ -149,6 +150,7 @@ def create_app(
             account_pages,
             booking_pages,
             checkout_pages,
+            review_pages,
             wallet_pages,
             host_pages,
             admin_pages,

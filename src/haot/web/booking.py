@@ -11,6 +11,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
+from haot.platform.clock import seoul_today
 from haot.web.api_client import Api, ApiProblem
 from haot.web.pages import html_error, render
 from haot.web.session import Visitor, check_csrf, login_first, visitor_of
@@ -124,7 +125,23 @@ async def _reservation(request: Request, reservation_id: str, template: str) -> 
     visitor = await visitor_of(request)
     if visitor.user is None:
         return login_first(request, visitor)
-    terms = None
+    return await reservation_view(request, visitor, reservation_id, template)
+
+
+async def reservation_view(
+    request: Request,
+    visitor: Visitor,
+    reservation_id: str,
+    template: str = "reservation.html",
+    *,
+    review_form: dict[str, str] | None = None,
+    review_errors: dict[str, str] | None = None,
+    status: int = 200,
+) -> Response:
+    """The reservation page (or its status block), with what cancelling would refund while it can
+    be cancelled, and the guest's review once the stay is completed: the form to write it, or
+    the review with its own forms (``review_form``, ``review_errors``: a refused one, again)."""
+    terms = review = None
     try:
         async with Api(request, token=visitor.token) as api:
             reservation = await api.get(f"/reservations/{reservation_id}")
@@ -132,22 +149,40 @@ async def _reservation(request: Request, reservation_id: str, template: str) -> 
                 # What cancelling now would refund, shown before the guest decides.
                 with contextlib.suppress(ApiProblem):  # 409: no longer cancellable
                     terms = await api.get(f"/reservations/{reservation_id}/cancellation")
+            if reservation["status"] == "COMPLETED" and template == "reservation.html":
+                with contextlib.suppress(ApiProblem):  # 404: not reviewed (or deleted)
+                    review = await api.get(f"/reservations/{reservation_id}/review")
     except ApiProblem as problem:
         if problem.status == 404:
-            return html_error(request, 404)
+            return html_error(request, 404, visitor=visitor)
         raise
     page = render(
         request,
         template,
+        status=status,
         visitor=visitor,
         reservation=reservation,
         terms=terms,
         final=reservation["status"] in FINAL,
+        review=review,
+        today=seoul_today().isoformat(),
+        review_form=review_form or _review_form(review),
+        review_errors=review_errors or {},
     )
     if request.query_params.get("was", reservation["status"]) != reservation["status"]:
         # The status moved on: the whole page changes with it (what cancelling would refund).
         page.headers["HX-Refresh"] = "true"
     return page
+
+
+def _review_form(review: dict[str, Any] | None) -> dict[str, str]:
+    if review is None:
+        return {"rating": "", "text": "", "image_urls": ""}
+    return {
+        "rating": str(review["rating"]),
+        "text": review["text"],
+        "image_urls": "\n".join(review["image_urls"]),
+    }
 
 
 @router.post("/reservations/{reservation_id}/cancel")

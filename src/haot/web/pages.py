@@ -20,6 +20,7 @@ router = APIRouter(include_in_schema=False)
 STATIC = Path(__file__).parent / "static"
 SORTS = ("price", "-price", "rating", "reviews", "newest")
 PAGE_SIZE = 20
+LATEST_REVIEWS = 3  # on the lodging's page; the rest on its reviews page
 
 
 def _environment(language: str) -> Environment:
@@ -154,6 +155,7 @@ async def lodging(request: Request, lodging_id: str) -> Response:
         async with Api(request) as api:
             detail = await api.get(f"/lodgings/{lodging_id}")
             calendar = await api.get(f"/lodgings/{lodging_id}/calendar", {"month": month})
+            reviews = await api.get(f"/lodgings/{lodging_id}/reviews", {"size": LATEST_REVIEWS})
     except ApiProblem as problem:
         if problem.status in (404, 422):
             return html_error(request, 404)
@@ -167,6 +169,7 @@ async def lodging(request: Request, lodging_id: str) -> Response:
         stay=stay,
         month=month,
         nights=nights,
+        reviews=reviews,
         book_query={rt["id"]: _book_query(rt["id"], stay) for rt in detail["room_types"]},
     )
 
