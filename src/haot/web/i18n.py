@@ -14,10 +14,10 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from babel import Locale
-from babel.dates import format_date, format_time
+from babel.dates import format_date, format_skeleton, format_time
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
-from babel.numbers import format_currency, format_decimal
+from babel.numbers import format_compact_decimal, format_currency, format_decimal
 from starlette.requests import Request
 
 LANGUAGES = ("ko", "en")
@@ -90,3 +90,17 @@ class Formats:
         when = datetime.fromisoformat(value) if isinstance(value, str) else value
         day = format_date(when.astimezone(SEOUL), format="medium", locale=self._locale)
         return f"{day} {format_time(when, format='short', tzinfo=SEOUL, locale=self._locale)}"
+
+    def compact(self, value: float) -> str:
+        """A price where room is short (a calendar's day): 8만, 12.5만; 80K, 125K."""
+        return format_compact_decimal(value, locale=self._locale, fraction_digits=1)
+
+    def weekdays(self) -> list[str]:
+        """Short weekday names from Sunday, as the month calendars show them."""
+        names = self._locale.days["format"]["abbreviated"]
+        return [names[(6 + n) % 7] for n in range(7)]
+
+    def month(self, value: str) -> str:
+        """A month (``YYYY-MM``) as the language names it: 2026년 12월, December 2026."""
+        first = date.fromisoformat(f"{value}-01")
+        return format_skeleton("yMMMM", first, locale=self._locale)

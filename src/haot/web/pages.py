@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+import calendar
+import re
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -20,6 +22,7 @@ router = APIRouter(include_in_schema=False)
 STATIC = Path(__file__).parent / "static"
 SORTS = ("price", "-price", "rating", "reviews", "newest")
 PAGE_SIZE = 20
+MONTH = re.compile(r"\d{4}-(0[1-9]|1[0-2])")
 LATEST_REVIEWS = 3  # on the lodging's page; the rest on its reviews page
 
 
@@ -150,17 +153,21 @@ async def search(request: Request) -> Response:
 async def lodging(request: Request, lodging_id: str) -> Response:
     visitor = await visitor_of(request)
     stay = {key: request.query_params.get(key, "") for key in ("check_in", "check_out", "guests")}
-    month = (stay["check_in"] or seoul_today().isoformat())[:7]
+    asked = request.query_params.get("month", "")
+    month = asked if MONTH.fullmatch(asked) else (stay["check_in"] or seoul_today().isoformat())[:7]
     try:
         async with Api(request) as api:
             detail = await api.get(f"/lodgings/{lodging_id}")
-            calendar = await api.get(f"/lodgings/{lodging_id}/calendar", {"month": month})
+            prices = await api.get(f"/lodgings/{lodging_id}/calendar", {"month": month})
             reviews = await api.get(f"/lodgings/{lodging_id}/reviews", {"size": LATEST_REVIEWS})
     except ApiProblem as problem:
         if problem.status in (404, 422):
             return html_error(request, 404)
         raise
-    nights = {room["room_type_id"]: room["days"] for room in calendar["room_types"]}
+    weeks = {
+        room["room_type_id"]: month_weeks(month, room["days"]) for room in prices["room_types"]
+    }
+    here = f"/lodgings/{lodging_id}"
     return render(
         request,
         "lodging.html",
@@ -168,10 +175,48 @@ async def lodging(request: Request, lodging_id: str) -> Response:
         lodging=detail,
         stay=stay,
         month=month,
-        nights=nights,
+        weeks=weeks,
+        months={
+            "previous": _month_link(here, stay, _shift(month, -1)),
+            "next": _month_link(here, stay, _shift(month, 1)),
+        },
+        night_link=lambda night: _month_link(
+            here,
+            stay
+            | {
+                "check_in": night["date"],
+                "check_out": (date.fromisoformat(night["date"]) + timedelta(days=1)).isoformat(),
+            },
+            month,
+        ),
         reviews=reviews,
         book_query={rt["id"]: _book_query(rt["id"], stay) for rt in detail["room_types"]},
     )
+
+
+def month_weeks(month: str, days: list[dict[str, Any]]) -> list[list[dict[str, Any] | None]]:
+    """The month as weeks from Sunday to Saturday (as Korean calendars show it): each day with
+    its night from the calendar (None: not open), blanks before the first and after the last."""
+    first = date.fromisoformat(f"{month}-01")
+    length = calendar.monthrange(first.year, first.month)[1]
+    by_date = {day["date"]: day for day in days}
+    cells: list[dict[str, Any] | None] = [None] * ((first.weekday() + 1) % 7)
+    for offset in range(length):
+        today = first + timedelta(days=offset)
+        cells.append(
+            {"date": today.isoformat(), "day": today.day, "night": by_date.get(today.isoformat())}
+        )
+    cells += [None] * (-len(cells) % 7)
+    return [cells[start : start + 7] for start in range(0, len(cells), 7)]
+
+
+def _shift(month: str, by: int) -> str:
+    year, number = divmod(int(month[:4]) * 12 + int(month[5:7]) - 1 + by, 12)
+    return f"{year:04d}-{number + 1:02d}"
+
+
+def _month_link(path: str, stay: dict[str, str], month: str) -> str:
+    return f"{path}?{urlencode({k: v for k, v in stay.items() if v} | {'month': month})}"
 
 
 def safe_next(target: str | None) -> str:
