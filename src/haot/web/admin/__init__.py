@@ -6,9 +6,9 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from haot.web.admin import coupons, events, operations, points, users
+from haot.web.admin import coupons, events, operations, points, reviews, users
 
 router = APIRouter(include_in_schema=False)
 # No two of these share a path: each keeps its own routes in the order they must be matched.
-for module in (operations, users, coupons, events, points):
+for module in (operations, users, coupons, events, points, reviews):
     router.include_router(module.router)
