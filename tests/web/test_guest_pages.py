@@ -149,3 +149,31 @@ async def test_a_page_that_fails_answers_an_html_500(
     assert "문제가 생겼습니다" in page.text
     api = await app_client.get("/api/v1/lodgings")  # the API itself is fine
     assert api.status_code == 200
+
+
+async def test_the_lodging_month_is_a_calendar_whose_days_choose_a_night(
+    app_client: httpx.AsyncClient,
+) -> None:
+    host = await make_host(app_client)
+    listing = await create_listing(app_client, host, price=85_000)
+    first = day(2)
+    month = first.isoformat()[:7]
+    page = await app_client.get(
+        f"/lodgings/{listing.lodging['id']}", params={"month": month}, headers=HTML
+    )
+    assert page.status_code == 200
+    cell = re.search(
+        rf'data-testid="night" data-date="{first}" data-value="85000" data-status="OPEN"', page.text
+    )
+    assert cell, page.text
+    night = f"check_in={first}&amp;check_out={first + timedelta(days=1)}&amp;month={month}"
+    assert f'href="/lodgings/{listing.lodging["id"]}?{night}#room-' in page.text
+    # A month of weeks from Sunday: every week row has seven cells.
+    grid = re.search(r'<table class="month-grid".*?</table>', page.text, re.S)
+    assert grid
+    for week in re.findall(r"<tr>(.*?)</tr>", grid.group(0), re.S)[1:]:
+        assert week.count("<td") == 7
+    later = await app_client.get(
+        f"/lodgings/{listing.lodging['id']}", params={"month": "2099-13"}, headers=HTML
+    )
+    assert later.status_code == 200  # not a month: the current one instead
