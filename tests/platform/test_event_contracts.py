@@ -27,6 +27,7 @@ from haot.platform.events import (
     encode_event,
 )
 from haot.reservation import events as reservation_events
+from haot.review import events as review_events
 
 # Every event the product emits. A new event type must be added here, and so be round-tripped.
 EVERY_TYPE = {
@@ -51,9 +52,17 @@ EVERY_TYPE = {
     "reservation.reservation_completed",
     "reservation.payment_rejected",
     "coupon.claim_accepted",
+    "review.lodging_rating_changed",
 }
 
-MODULES = (identity_events, lodging_events, payment_events, reservation_events, coupon_events)
+MODULES = (
+    identity_events,
+    lodging_events,
+    payment_events,
+    reservation_events,
+    coupon_events,
+    review_events,
+)
 
 
 def product_contracts() -> dict[str, type[EventBody]]:
