@@ -6,11 +6,19 @@ import uuid
 from datetime import date, datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
 
 from haot.platform.types import WebUrl
 
-Rating = Annotated[int, Field(ge=1, le=5)]
+# Strict: JSON ``true`` would otherwise be read as a one-star rating, and "5" as five.
+Rating = Annotated[int, Field(ge=1, le=5, strict=True)]
 ReviewText = Annotated[str, StringConstraints(strip_whitespace=True, max_length=2000)]
 ReplyText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000)]
 Reason = Annotated[str, StringConstraints(strip_whitespace=True, max_length=500)]
@@ -29,11 +37,20 @@ class ReviewCreate(_Input):
 
 
 class ReviewUpdate(_Input):
-    """Absent fields stay as they are."""
+    """Absent fields stay as they are; a field given must have a value (null is refused, not
+    read as "no change": the review would otherwise be marked edited with nothing changed)."""
 
     rating: Rating | None = None
     text: ReviewText | None = None
     image_urls: Images | None = None
+
+    @field_validator("rating", "text", "image_urls", mode="before")
+    @classmethod
+    def _not_null(cls, value: object) -> object:
+        # Runs only for fields given (defaults are not validated): the error names the field.
+        if value is None:
+            raise ValueError("cannot be null; leave the field out to keep it")
+        return value
 
     @model_validator(mode="after")
     def _something_changes(self) -> ReviewUpdate:
