@@ -198,6 +198,8 @@ async def test_an_admin_hides_with_a_reason_and_shows_again(
     ):
         response = await world.http.patch(path, json=body, headers=admin)
         assert (response.status_code, problem_code(response)) == (422, "validation_error"), body
+        if "hidden" in body:  # the refusal names the field to fill in (a form shows it there)
+            assert [e["loc"][-1] for e in response.json()["errors"]] == ["reason"], body
     assert await lodging_figures(world) == expected_figures([5, 1])
 
     response = await moderate(world, target["id"], hidden=True, reason="advertising")
@@ -228,6 +230,8 @@ async def test_an_admin_hides_with_a_reason_and_shows_again(
     shown = await moderate(world, target["id"], hidden=False)
     assert shown.status_code == 200, shown.text
     assert shown.json()["hidden"] is False
+    # Shown again: nothing of the hiding is left on it (the log keeps the decisions).
+    assert [shown.json()[k] for k in ("hidden_reason", "hidden_at", "hidden_by")] == [None] * 3
     assert (await public_reviews(world, world.lodging_id))["total"] == 2
     assert await lodging_figures(world) == expected_figures([5, 1])
     # Showing a shown review changes nothing either.

@@ -11,6 +11,7 @@ from pydantic import (
     ConfigDict,
     Field,
     StringConstraints,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -65,13 +66,15 @@ class ReplyWrite(_Input):
 
 class Moderation(_Input):
     hidden: bool
-    reason: Reason = ""
+    # Validated when absent too: hiding without a reason is refused on ``reason`` itself.
+    reason: Reason = Field(default="", validate_default=True)
 
-    @model_validator(mode="after")
-    def _hiding_says_why(self) -> Moderation:
-        if self.hidden and not self.reason:
-            raise ValueError("reason is required to hide a review")
-        return self
+    @field_validator("reason")
+    @classmethod
+    def _hiding_says_why(cls, reason: str, info: ValidationInfo) -> str:
+        if info.data.get("hidden") and not reason:
+            raise ValueError("a reason is required to hide a review")
+        return reason
 
 
 class ReplyRead(BaseModel):

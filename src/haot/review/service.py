@@ -6,6 +6,8 @@ from __future__ import annotations
 import uuid
 from datetime import date
 
+import structlog
+
 from haot.platform.auth import Principal
 from haot.platform.clock import seoul_today, utcnow
 from haot.platform.errors import Conflict, NotFound
@@ -26,6 +28,7 @@ from haot.review.schemas import (
     ReviewUpdate,
 )
 
+log = structlog.get_logger(__name__)
 CONFIRMED, COMPLETED, CANCELLED = "CONFIRMED", "COMPLETED", "CANCELLED"
 # A stay's news only moves forward: a late "confirmed" never undoes "completed".
 _RANK = {CONFIRMED: 1, COMPLETED: 2, CANCELLED: 2}
@@ -217,11 +220,19 @@ class ReviewService:
                 raise ReviewNotFound()
             before = _counted(review)
             review.hidden = data.hidden
-            review.hidden_reason = data.reason or None
-            review.hidden_at = utcnow()
-            review.hidden_by = principal.user_id
+            # Who hid it, when and why, while it is hidden; the log keeps every decision.
+            review.hidden_reason = (data.reason or None) if data.hidden else None
+            review.hidden_at = utcnow() if data.hidden else None
+            review.hidden_by = principal.user_id if data.hidden else None
             await self._count(uow, review.lodging_id, before, _counted(review))
             await uow.commit()
+        log.info(
+            "review_moderated",
+            review_id=str(review_id),
+            hidden=data.hidden,
+            reason=data.reason,
+            admin_id=str(principal.user_id),
+        )
         return self._admin(review)
 
     # Lists -------------------------------------------------------------------------------------
