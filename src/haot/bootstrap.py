@@ -164,12 +164,14 @@ def _wire_coupon(platform: Platform) -> None:
 
 
 def _wire_review(platform: Platform) -> None:
+    from haot.review.client import InProcessReviewClient
     from haot.review.handlers import review_consumer
     from haot.review.service import ReviewService
 
     uow = platform.uow_factory("review")
     service = ReviewService(uow=uow, window_days=platform.settings.review_window_days)
     platform.services["review"] = service
+    platform.services["review.client"] = InProcessReviewClient(service)
     platform.register_consumer(review_consumer(uow, service))
 
 

@@ -9,6 +9,7 @@ import uuid
 from typing import Any
 
 from haot.platform.auth import Role
+from haot.review.client import ReviewClient
 from tests.reservation.conftest import World
 from tests.review.conftest import (
     API,
@@ -295,3 +296,24 @@ async def test_the_public_list_is_anonymous_paged_and_sorted(
     for params in ({"sort": "best"}, {"size": 0}, {"size": 101}, {"page": 0}, {"page": "x"}):
         response = await world.http.get(f"{API}/lodgings/{world.lodging_id}/reviews", params=params)
         assert (response.status_code, problem_code(response)) == (422, "validation_error"), params
+
+
+async def test_the_in_process_client_reads_what_the_public_list_reads(
+    world: World, review_day: ReviewDay
+) -> None:
+    """The review context's client (for other contexts) answers the lodging's visible reviews,
+    as the anonymous API does."""
+    stays = await completed_stays(world, 3)
+    review_day.today = stays[0].check_out
+    created = [
+        await written(world, stay, rating=n + 2, text=f"client {n}") for n, stay in enumerate(stays)
+    ]
+    assert (await moderate(world, created[0]["id"], hidden=True, reason="spam")).status_code == 200
+    client: ReviewClient = world.platform.services["review.client"]
+    for sort in ("newest", "rating", "-rating"):
+        public = await world.http.get(
+            f"{API}/lodgings/{world.lodging_id}/reviews", params={"sort": sort, "size": 2}
+        )
+        read = await client.of_lodging(world.lodging_id, sort=sort, size=2)
+        assert read.model_dump(mode="json") == public.json()
+        assert read.total == 2
