@@ -1,6 +1,7 @@
 """A guest reviews a completed stay in a real browser, and the lodging's page then shows the
-review and the lodging's rating. The review window runs on Seoul's calendar: the review context's
-"today" is moved to the day after check-out."""
+review and the lodging's rating; the host answers it on their reviews page, and an admin hides it.
+The review window runs on Seoul's calendar: the review context's "today" is moved to the day after
+check-out."""
 
 from __future__ import annotations
 
@@ -9,12 +10,13 @@ from datetime import timedelta
 
 import httpx
 import pytest
-from playwright.async_api import Browser, expect
+from playwright.async_api import Browser, Page, expect
 
 from haot.platform.auth import Role
 from haot.platform.container import Platform
-from tests.browser.conftest import listing_on, look, sign_up_on_the_page
-from tests.lodging.factories import day
+from tests.browser.conftest import look, sign_up_on_the_page
+from tests.browser.test_admin_events import admin_account
+from tests.lodging.factories import PASSWORD, create_listing, day, make_host
 
 
 async def test_review_a_completed_stay_and_see_it_on_the_lodging_page(
@@ -25,7 +27,9 @@ async def test_review_a_completed_stay_and_see_it_on_the_lodging_page(
 ) -> None:
     base, platform = site
     test = request.node.name
-    listing = await listing_on(base, price=80_000, name="Maple Stay")
+    async with httpx.AsyncClient(base_url=base, timeout=10) as api:
+        host = await make_host(api)
+        listing = await create_listing(api, host, price=80_000, name="Maple Stay")
     check_in, check_out = day(2), day(3)
     page = await browser.new_page(locale="ko-KR")
     await page.goto(base + "/signup")
@@ -81,3 +85,44 @@ async def test_review_a_completed_stay_and_see_it_on_the_lodging_page(
     await expect(page.locator("[data-testid=review]")).to_have_count(1)
     await look(page, test, "reviews")
     await page.close()
+
+    # The host answers on their reviews page; the answer is shown with the review.
+    hosting = await browser.new_page(locale="ko-KR")
+    await log_in(hosting, base, host.email, "/host/reviews")
+    mine = hosting.locator("[data-testid=host-review]")
+    await expect(mine).to_have_attribute("data-value", "5")
+    await mine.locator("[data-testid=reply] textarea[name=text]").fill("다음에도 기다릴게요!")
+    await mine.locator("[data-testid=reply] button").click()
+    await hosting.wait_for_url("**/host/reviews*")
+    await look(hosting, test, "host-reviews")
+    await hosting.goto(f"{base}/lodgings/{listing.lodging['id']}")
+    await expect(hosting.locator("[data-testid=review] .reply")).to_contain_text(
+        "다음에도 기다릴게요!"
+    )
+    await hosting.close()
+
+    # An admin hides it (a reason is required); it leaves the lodging's page and its rating.
+    moderating = await browser.new_page(locale="ko-KR")
+    await log_in(moderating, base, await admin_account(platform), "/admin/reviews")
+    listed = moderating.locator("[data-testid=admin-review]")
+    await expect(listed).to_have_attribute("data-status", "SHOWN")
+    await listed.locator("[data-testid=moderate] [name=reason]").fill("광고성 내용")
+    await listed.locator("[data-testid=hide]").click()
+    await expect(listed).to_have_attribute("data-status", "HIDDEN")
+    await look(moderating, test, "admin-reviews")
+    await moderating.goto(f"{base}/lodgings/{listing.lodging['id']}")
+    for _ in range(50):
+        if not await moderating.locator("[data-testid=review]").count():
+            break
+        await moderating.wait_for_timeout(200)
+        await moderating.reload()
+    await expect(moderating.locator("[data-testid=review]")).to_have_count(0)
+    await moderating.close()
+
+
+async def log_in(page: Page, base: str, email: str, then: str) -> None:
+    await page.goto(f"{base}/login?next={then}")
+    await page.locator("input[name=email]").fill(email)
+    await page.locator("input[name=password]").fill(PASSWORD)
+    await page.locator("[data-testid=submit]").click()
+    await page.wait_for_url(base + then)
