@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -32,6 +33,16 @@ def in_thread(fn: Any, *args: Any) -> Any:
     """Run blocking set-up (which may call asyncio.run) off the test event loop."""
     with ThreadPoolExecutor(max_workers=1) as pool:
         return pool.submit(fn, *args).result()
+
+
+@pytest.fixture(autouse=True)
+def _haot_environment_left_as_found() -> Iterator[None]:
+    """Every test leaves the ``HAOT_*`` environment as it found it: settings read it, so a value
+    left behind (``haot serve`` writes ``HAOT_PUBLIC_BASE_URL``) would change later tests."""
+    before = {name: value for name, value in os.environ.items() if name.startswith("HAOT_")}
+    yield
+    after = {name: value for name, value in os.environ.items() if name.startswith("HAOT_")}
+    assert after == before, f"HAOT_* environment changed and not restored: {before} -> {after}"
 
 
 def make_settings(database_url: str, **overrides: Any) -> Settings:

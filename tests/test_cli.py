@@ -107,6 +107,11 @@ def test_serve_without_the_embedded_extra_says_what_to_install(
     from haot.platform.settings import get_settings
 
     monkeypatch.setattr(redis_module, "embedded_redis_installed", lambda: False)
+    # Recorded first, so that what ``haot serve`` writes into the environment is undone after
+    # (left behind, it became every later test's public base URL).
+    for name in ("HAOT_PUBLIC_BASE_URL", "HAOT_SERVE_CONTEXTS"):
+        monkeypatch.setenv(name, "")
+        monkeypatch.delenv(name)
     monkeypatch.setenv("HAOT_DATABASE_URL", f"sqlite+aiosqlite:///{tmp_path / 'x.db'}")
     monkeypatch.setenv("HAOT_JWT_SECRET", TEST_JWT_SECRET)
     monkeypatch.setenv("HAOT_REDIS_URL", "")

@@ -8,6 +8,7 @@ import asyncio
 import re
 import uuid
 from collections.abc import AsyncIterator
+from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
@@ -32,6 +33,12 @@ async def client(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
         transport = httpx.ASGITransport(app=manager.app)
         async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
             yield client
+
+
+def return_url_of(checkout: httpx.Response) -> str:
+    """Where the checkout the app sent the browser to returns it (the app builds it from its
+    public base URL)."""
+    return parse_qs(urlsplit(checkout.headers["location"]).query)["return_url"][0]
 
 
 async def booked(client: httpx.AsyncClient) -> str:
@@ -95,10 +102,11 @@ async def test_the_return_page_completes_the_payment_without_waiting_for_the_web
     # No webhook reaches the app: only the return page's completion can confirm the booking.
     assert (await client.post("/fake-portone/_faults", json={"drop": True})).status_code == 200
     # The guest goes to pay: the amount is pre-registered at PortOne, then its window opens.
-    assert (await client.get(f"/payments/{payment_id}/checkout")).status_code == 303
+    went = await client.get(f"/payments/{payment_id}/checkout")
+    assert went.status_code == 303
     approved = await client.post(
         f"/fake-portone/checkout/{payment_id}/approve",
-        data={"return_url": f"http://127.0.0.1:8000/payments/{payment_id}/return"},
+        data={"return_url": return_url_of(went)},
     )
     assert approved.status_code == 303, approved.text
     back = await client.get(f"/payments/{payment_id}/return", headers=HTML)

@@ -30,6 +30,7 @@ from tests.lodging.factories import (
 )
 from tests.web.test_account_pages import HTML, csrf_of, sign_up
 from tests.web.test_admin_pages import ENGLISH, field_error, log_in_on_the_page
+from tests.web.test_checkout_pages import return_url_of
 from tests.web.test_host_pages import log_in
 
 API = "/api/v1"
@@ -80,10 +81,11 @@ async def reviewed_stay(client: httpx.AsyncClient, **review: Any) -> dict[str, A
     reservation_id, payment_id = booked.json()["id"], booked.json()["payment_id"]
 
     # The guest pays at the (fake) PortOne and comes back.
-    assert (await client.get(f"/payments/{payment_id}/checkout")).status_code == 303
+    went = await client.get(f"/payments/{payment_id}/checkout")
+    assert went.status_code == 303
     approved = await client.post(
         f"/fake-portone/checkout/{payment_id}/approve",
-        data={"return_url": f"http://127.0.0.1:8000/payments/{payment_id}/return"},
+        data={"return_url": return_url_of(went)},
     )
     assert approved.status_code == 303, approved.text
     paid = await client.post(f"{API}/payments/{payment_id}/complete", headers=guest.headers)

@@ -18,6 +18,7 @@ from haot.platform.auth import Role
 from tests.lodging.factories import day
 from tests.web.test_account_pages import HTML, csrf_of, sign_up
 from tests.web.test_booking_pages import booking_query, pay_form
+from tests.web.test_checkout_pages import return_url_of
 
 
 def admin(client: httpx.AsyncClient) -> dict[str, str]:
@@ -49,10 +50,11 @@ async def completed_stay(
     await sign_up(client, f"guest-{uuid.uuid4().hex[:8]}@example.com")
     booked = await client.post("/book", data=await pay_form(client, stay), headers=HTML)
     payment_id = booked.headers["location"].rsplit("/", 2)[-2]
-    assert (await client.get(f"/payments/{payment_id}/checkout")).status_code == 303
+    went = await client.get(f"/payments/{payment_id}/checkout")
+    assert went.status_code == 303
     approved = await client.post(
         f"/fake-portone/checkout/{payment_id}/approve",
-        data={"return_url": f"http://127.0.0.1:8000/payments/{payment_id}/return"},
+        data={"return_url": return_url_of(went)},
     )
     assert approved.status_code == 303, approved.text
     path = (await client.get(f"/payments/{payment_id}/return", headers=HTML)).headers["location"]
