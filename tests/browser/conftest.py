@@ -37,6 +37,13 @@ SCREENSHOTS = Path(__file__).resolve().parents[2] / "var" / "screenshots"
 WIDTHS = {"mobile": (390, 844), "desktop": (1280, 800)}
 
 
+@pytest.fixture(params=["postgres"])
+def backend(request: pytest.FixtureRequest) -> str:
+    """The browser walks run on PostgreSQL, production's engine, only: a page is the same on both
+    engines, and tests/web runs every page over HTTP on both."""
+    return str(request.param)
+
+
 @pytest.fixture
 async def browser() -> AsyncIterator[Browser]:
     if not CHROMIUM.exists():
