@@ -16,7 +16,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.requests import Request
 from starlette.responses import Response
 
-from haot.bootstrap import api_routers, build_platform, direct_routes
+from haot.bootstrap import api_routers, build_platform, direct_routes, internal_routers
 from haot.payment.gateway import PaymentGateway
 from haot.platform.body_limit import BodyLimitMiddleware
 from haot.platform.direct import DirectRequest, DirectResponse, DirectRoute, DirectRoutesMiddleware
@@ -127,7 +127,7 @@ def create_app(
             return Response(body, media_type=content_type)
 
     # After the probes: routes are matched in order, and probes and scrapes come every few seconds.
-    for router in api_routers(contexts):
+    for router in [*api_routers(contexts), *internal_routers(contexts)]:
         app.include_router(router)
 
     if fake_portone is not None:

@@ -266,6 +266,19 @@ def direct_routes(contexts: tuple[str, ...]) -> list[DirectRoute]:
     return routes
 
 
+def internal_routers(contexts: tuple[str, ...]) -> list[APIRouter]:
+    """What contexts ask of each other over HTTP (ADR 0018), served only where a context runs
+    apart from its callers: the all-in-one app calls in-process and serves none."""
+    if set(CONTEXTS) <= set(contexts):
+        return []
+    routers: list[APIRouter] = []
+    if "point" in contexts:
+        from haot.point.api import internal as point_internal
+
+        routers.append(point_internal)
+    return routers
+
+
 def api_routers(contexts: tuple[str, ...]) -> list[APIRouter]:
     routers: list[APIRouter] = []
     if "identity" in contexts:

@@ -232,3 +232,17 @@ async def test_the_request_id_and_trace_go_along(callee: tuple[str, Callee]) -> 
     sent = state.headers[-1]
     assert sent["x-request-id"] == "req-123"
     assert sent["traceparent"].startswith("00-0af7651916cd43dd8448eb211c80319c-")
+
+
+def test_the_service_key_is_never_the_users_key() -> None:
+    from haot.platform.settings import TEST_JWT_SECRET, Settings
+
+    derived = Settings(_env_file=None, jwt_secret=TEST_JWT_SECRET)  # type: ignore[call-arg]
+    assert derived.service_token_secret
+    assert derived.service_token_secret != derived.jwt_secret
+    again = Settings(_env_file=None, jwt_secret=TEST_JWT_SECRET)  # type: ignore[call-arg]
+    assert again.service_token_secret == derived.service_token_secret  # every process agrees
+    chosen = Settings(  # type: ignore[call-arg]
+        _env_file=None, jwt_secret=TEST_JWT_SECRET, service_token_secret=SECRET
+    )
+    assert chosen.service_token_secret == SECRET

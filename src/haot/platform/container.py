@@ -22,6 +22,7 @@ from haot.platform.outbox import OutboxRelay, count_unpublished
 from haot.platform.purge import Purges
 from haot.platform.ratelimit import RateLimiter
 from haot.platform.redis import Redis, create_redis
+from haot.platform.service_auth import ServiceTokens
 from haot.platform.settings import CONTEXTS, Settings
 from haot.platform.transport import InProcessTransport, Transport
 from haot.platform.uow import UnitOfWorkFactory
@@ -46,6 +47,11 @@ class Platform:
             audience=settings.jwt_audience,
             ttl_seconds=settings.access_token_ttl_seconds,
         )
+        # What the contexts served here present when they call others (one per caller).
+        self.service_tokens = {
+            context: ServiceTokens(settings.service_token_secret, caller=context)
+            for context in contexts
+        }
         self.revocations = Revocations(self.redis, ttl_seconds=settings.access_token_ttl_seconds)
         self.live = LiveStreams(
             self.redis,

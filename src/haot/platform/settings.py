@@ -120,6 +120,10 @@ class Settings(BaseSettings):
     # their tables in one database (ADR 0013), else as a saga; "saga": always as a saga.
     booking_transaction: Literal["auto", "saga"] = "auto"
 
+    # Calls between contexts (a split deployment, ADR 0018) carry short-lived tokens signed with
+    # this key; empty: one derived from HAOT_JWT_SECRET under its own label (never the same key).
+    service_token_secret: str = ""
+
     # Reviews: a completed stay may be reviewed (and its review edited or deleted) until this
     # many days after check-out.
     review_window_days: int = Field(default=30, ge=1, le=365)
@@ -210,6 +214,13 @@ class Settings(BaseSettings):
             self.jwt_secret.encode(), b"haot fake-portone webhook secret", "sha256"
         )
         self.portone_webhook_secret = "whsec_" + base64.b64encode(derived).decode()
+        return self
+
+    @model_validator(mode="after")
+    def _service_token_secret_default(self) -> Settings:
+        if not self.service_token_secret:
+            derived = hmac.digest(self.jwt_secret.encode(), b"haot service tokens", "sha256")
+            self.service_token_secret = base64.b64encode(derived).decode()
         return self
 
     def database_url_for(self, context: str) -> str:

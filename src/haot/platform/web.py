@@ -15,6 +15,7 @@ from haot.platform.auth import Principal, Role
 from haot.platform.container import Platform
 from haot.platform.errors import Forbidden, HaotError, InvalidToken, Unauthorized
 from haot.platform.ids import parse_id
+from haot.platform.service_auth import verify_service_token
 from haot.platform.settings import Settings
 
 T = TypeVar("T")
@@ -120,6 +121,21 @@ async def stream_principal(
         raise Unauthorized()
     request.state.principal = principal
     return principal
+
+
+def require_service(callee: str, *callers: str) -> object:
+    """An internal route of ``callee`` (ADR 0018): only the named calling contexts, with a service
+    token meant for ``callee``; a user's token is refused (401) whatever its role."""
+
+    async def guard(request: Request) -> str:
+        header = request.headers.get("authorization", "")
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or not token:
+            raise Unauthorized()
+        secret = get_platform(request).settings.service_token_secret
+        return verify_service_token(secret, token, callee=callee, callers=callers)
+
+    return Depends(guard)
 
 
 OptionalUser = Annotated[Principal | None, Depends(optional_principal)]

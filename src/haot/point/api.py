@@ -5,16 +5,35 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, status
+from fastapi import APIRouter, Depends, Response, status
 from pydantic import AwareDatetime
 
 from haot.platform.domain_docs import problems
-from haot.platform.web import API_PREFIX, AdminOnly, CurrentUser, Page, Paging, PlatformDep
+from haot.platform.web import (
+    API_PREFIX,
+    AdminOnly,
+    CurrentUser,
+    Page,
+    Paging,
+    PlatformDep,
+    require_service,
+)
 from haot.point.domain import EntryType
-from haot.point.schemas import BalanceRead, DeductionCreate, EntryRead, GrantCreate
+from haot.point.schemas import (
+    BalanceRead,
+    DeductionCreate,
+    EntryRead,
+    GrantCreate,
+    HoldCreate,
+    Spendable,
+)
 from haot.point.service import PointService
 
 router = APIRouter(prefix=API_PREFIX, tags=["point"])
+# What the reservation saga asks of points in a split deployment (ADR 0018): never routed by the
+# gateway, only for the reservation context's service token.
+internal = APIRouter(prefix="/internal/v1/point", include_in_schema=False)
+FromReservation = Annotated[str, require_service("point", "reservation")]
 
 
 async def point_service(platform: PlatformDep) -> PointService:
@@ -82,3 +101,15 @@ async def search_entries(
 )
 async def user_balance(user_id: uuid.UUID, _: AdminOnly, points: Points) -> BalanceRead:
     return await points.balance(user_id)
+
+
+@internal.get("/users/{user_id}/spendable", response_model=Spendable)
+async def spendable(user_id: uuid.UUID, _: FromReservation, points: Points) -> Spendable:
+    return Spendable(spendable=await points.spendable(user_id=user_id))
+
+
+@internal.post("/holds", status_code=status.HTTP_204_NO_CONTENT)
+async def hold(body: HoldCreate, _: FromReservation, points: Points) -> Response:
+    """Set points aside for a reservation; a repeat for the same reservation changes nothing."""
+    await points.hold(user_id=body.user_id, reservation_id=body.reservation_id, amount=body.amount)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

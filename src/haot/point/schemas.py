@@ -47,3 +47,13 @@ class DeductionCreate(_Input):
     user_id: uuid.UUID
     amount: Points
     reason: Reason
+
+
+class Spendable(BaseModel):
+    spendable: int
+
+
+class HoldCreate(_Input):
+    user_id: uuid.UUID
+    reservation_id: uuid.UUID
+    amount: Points
