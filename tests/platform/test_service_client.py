@@ -246,3 +246,33 @@ def test_the_service_key_is_never_the_users_key() -> None:
         _env_file=None, jwt_secret=TEST_JWT_SECRET, service_token_secret=SECRET
     )
     assert chosen.service_token_secret == SECRET
+
+
+async def test_a_platform_calls_a_context_it_does_not_serve_at_its_configured_url(
+    callee: tuple[str, Callee],
+) -> None:
+    from haot.platform.container import Platform
+    from haot.platform.settings import Settings
+
+    base, state = callee
+    unset = Platform(
+        Settings(_env_file=None, jwt_secret=USER_SECRET, service_token_secret=SECRET),  # type: ignore[call-arg]
+        contexts=("reservation",),
+    )
+    with pytest.raises(RuntimeError, match="HAOT_LODGING_URL"):
+        unset.service_client("lodging", caller="reservation", errors={})
+    settings = Settings(  # type: ignore[call-arg]
+        _env_file=None, jwt_secret=USER_SECRET, service_token_secret=SECRET, lodging_url=base + "/"
+    )
+    platform = Platform(settings, contexts=("reservation",))
+    service = platform.service_client("lodging", caller="reservation", errors={"sold_out": SoldOut})
+    state.scripts["/full"] = [409]
+    try:
+        assert await service.call("GET", "/ok", idempotent=True) == {
+            "caller": "reservation",
+            "path": "/ok",
+        }
+        with pytest.raises(SoldOut):
+            await service.call("GET", "/full", idempotent=True)
+    finally:
+        await service.aclose()

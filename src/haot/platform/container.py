@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import timedelta
 from typing import Any
 
 import structlog
+from purgatory import AsyncCircuitBreakerFactory
 from sqlalchemy import text
 
 from haot.platform.auth import Revocations, TokenSigner
 from haot.platform.db import Databases
+from haot.platform.errors import HaotError
 from haot.platform.idempotency import IdempotencyStore
 from haot.platform.inbox import Consumer
 from haot.platform.jobs import Jobs
@@ -23,6 +25,7 @@ from haot.platform.purge import Purges
 from haot.platform.ratelimit import RateLimiter
 from haot.platform.redis import Redis, create_redis
 from haot.platform.service_auth import ServiceTokens
+from haot.platform.service_client import ServiceClient
 from haot.platform.settings import CONTEXTS, Settings
 from haot.platform.transport import InProcessTransport, Transport
 from haot.platform.uow import UnitOfWorkFactory
@@ -52,6 +55,8 @@ class Platform:
             context: ServiceTokens(settings.service_token_secret, caller=context)
             for context in contexts
         }
+        # One breaker per callee, shared by every client of this process (ADR 0018).
+        self.breakers = AsyncCircuitBreakerFactory(default_threshold=5, default_ttl=10)
         self.revocations = Revocations(self.redis, ttl_seconds=settings.access_token_ttl_seconds)
         self.live = LiveStreams(
             self.redis,
@@ -133,6 +138,27 @@ class Platform:
     async def warm_up(self) -> None:
         for action in self._before_serving:
             await action()
+
+    def service_client(
+        self, callee: str, *, caller: str, errors: Mapping[str, type[HaotError]]
+    ) -> ServiceClient:
+        """A client for ``callee``, served by another process at its ``HAOT_<CALLEE>_URL``
+        (ADR 0018), presenting ``caller``'s service credentials; closed when the platform stops."""
+        base_url = self.settings.service_url_for(callee)
+        if not base_url:
+            raise RuntimeError(
+                f"{caller} calls {callee}, which this process does not serve: set "
+                f"HAOT_{callee.upper()}_URL to where the {callee} service listens"
+            )
+        client = ServiceClient(
+            callee=callee,
+            base_url=base_url,
+            tokens=self.service_tokens[caller],
+            breakers=self.breakers,
+            errors=errors,
+        )
+        self.on_stop(client.aclose)
+        return client
 
     def on_stop(self, action: Callable[[], Awaitable[None]]) -> None:
         """Close something the wiring opened (clients, pools) when the platform stops."""

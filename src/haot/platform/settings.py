@@ -46,6 +46,12 @@ class Settings(BaseSettings):
     point_database_url: str = ""
     coupon_database_url: str = ""
     review_database_url: str = ""
+    # Where a context that this process calls but does not serve listens, in a split deployment
+    # (ADR 0018), e.g. http://127.0.0.1:8102; empty: served in this process, called in-process.
+    lodging_url: str = ""
+    coupon_url: str = ""
+    point_url: str = ""
+    payment_url: str = ""
     # Where the pages call the public API; empty: in-process, to the app itself (ADR 0017).
     web_api_url: str = ""
     # Connections per database per process, opened as needed and kept (no overflow).
@@ -222,6 +228,11 @@ class Settings(BaseSettings):
             derived = hmac.digest(self.jwt_secret.encode(), b"haot service tokens", "sha256")
             self.service_token_secret = base64.b64encode(derived).decode()
         return self
+
+    def service_url_for(self, context: str) -> str:
+        """Where ``context`` listens when another process serves it ("" when not configured)."""
+        url: str = getattr(self, f"{context}_url", "")
+        return url.rstrip("/")
 
     def database_url_for(self, context: str) -> str:
         """The database a context keeps its tables in: its own URL if set, else the shared one."""
