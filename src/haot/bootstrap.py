@@ -272,10 +272,22 @@ def internal_routers(contexts: tuple[str, ...]) -> list[APIRouter]:
     if set(CONTEXTS) <= set(contexts):
         return []
     routers: list[APIRouter] = []
+    if "lodging" in contexts:
+        from haot.lodging.api import internal as lodging_internal
+
+        routers.append(lodging_internal)
+    if "coupon" in contexts:
+        from haot.coupon.api import internal as coupon_internal
+
+        routers.append(coupon_internal)
     if "point" in contexts:
         from haot.point.api import internal as point_internal
 
         routers.append(point_internal)
+    if "payment" in contexts:
+        from haot.payment.api import internal as payment_internal
+
+        routers.append(payment_internal)
     return routers
 
 

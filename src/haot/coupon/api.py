@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Annotated
 
 import orjson
@@ -14,8 +15,11 @@ from haot.coupon.schemas import (
     ClaimAccepted,
     ClaimRead,
     CouponCreate,
+    CouponOrder,
     CouponRead,
+    CouponReserve,
     CouponUpdate,
+    Discount,
     EventCreate,
     EventRead,
     EventUpdate,
@@ -38,6 +42,7 @@ from haot.platform.web import (
     authenticate,
     get_platform,
     path_id,
+    require_service,
 )
 
 router = APIRouter(prefix=API_PREFIX, tags=["coupon"])
@@ -217,3 +222,43 @@ async def my_coupons(
     status: UserCouponStatus | None = None,
 ) -> Page[UserCouponRead]:
     return await coupons.my_coupons(user.user_id, status=status, paging=paging)
+
+
+# What the reservation saga asks of coupons in a split deployment (ADR 0018): never routed by the
+# gateway, only for the reservation context's service token. Idempotent, so the client may send
+# each again: the discount (a read); reserve (keyed by the reservation: a repeat for the
+# reservation the coupon is reserved for answers its discount and changes nothing).
+internal = APIRouter(prefix="/internal/v1/coupon", include_in_schema=False)
+FromReservation = Annotated[str, require_service("coupon", "reservation")]
+
+
+@internal.get("/user-coupons/{user_coupon_id}/discount", response_model=Discount)
+async def internal_discount(
+    user_coupon_id: uuid.UUID,
+    order: Annotated[CouponOrder, Query()],
+    _: FromReservation,
+    coupons: Coupons,
+) -> Discount:
+    """The discount the coupon gives on this order, or ``coupon_not_usable``; changes nothing."""
+    off = await coupons.discount_for(
+        user_id=order.user_id,
+        user_coupon_id=user_coupon_id,
+        lodging_id=order.lodging_id,
+        order_amount=order.order_amount,
+    )
+    return Discount(discount=off)
+
+
+@internal.post("/user-coupons/{user_coupon_id}/reserve", response_model=Discount)
+async def internal_reserve(
+    user_coupon_id: uuid.UUID, body: CouponReserve, _: FromReservation, coupons: Coupons
+) -> Discount:
+    """ISSUED → RESERVED for the reservation; answers the discount."""
+    off = await coupons.reserve(
+        user_id=body.user_id,
+        user_coupon_id=user_coupon_id,
+        reservation_id=body.reservation_id,
+        lodging_id=body.lodging_id,
+        order_amount=body.order_amount,
+    )
+    return Discount(discount=off)

@@ -128,3 +128,20 @@ class UserCouponRead(BaseModel):
     issued_at: datetime
     used_at: datetime | None
     coupon: CouponRead
+
+
+# Internal routes (ADR 0018): what the reservation saga asks of coupons in a split deployment.
+class CouponOrder(_Input):
+    """The order a user coupon would discount (a check that changes nothing)."""
+
+    user_id: uuid.UUID
+    lodging_id: uuid.UUID
+    order_amount: Annotated[int, Field(ge=0)]  # a stay's subtotal (30 nights at most)
+
+
+class CouponReserve(CouponOrder):
+    reservation_id: uuid.UUID
+
+
+class Discount(BaseModel):
+    discount: int

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import date
 from typing import Annotated
 from urllib.parse import parse_qsl, urlencode
 
 from fastapi import APIRouter, Depends, Query, Request, Response, status
 
+from haot.lodging.client import LodgingClient, StayQuote
 from haot.lodging.domain import month_range
 from haot.lodging.errors import InvalidMonth, LodgingNotFound, RoomTypeNotFound
 from haot.lodging.schemas import (
     CalendarUpdate,
+    HoldChanged,
     HostCalendar,
     LodgingCreate,
     LodgingDetail,
@@ -22,12 +25,23 @@ from haot.lodging.schemas import (
     RoomTypeRead,
     RoomTypeUpdate,
     SearchPage,
+    StayHold,
+    StayQuery,
+    StayQuoteRead,
 )
 from haot.lodging.search import LodgingSearch, SearchQuery, Sort
 from haot.lodging.service import LodgingService
 from haot.platform.direct import DirectRequest, DirectResponse, DirectRoute
 from haot.platform.domain_docs import problems
-from haot.platform.web import API_PREFIX, HostOnly, Page, Paging, PlatformDep, path_id
+from haot.platform.web import (
+    API_PREFIX,
+    HostOnly,
+    Page,
+    Paging,
+    PlatformDep,
+    path_id,
+    require_service,
+)
 
 router = APIRouter(prefix=API_PREFIX, tags=["lodging"])
 
@@ -232,3 +246,81 @@ async def read_calendar(
     return await lodgings.host_calendar(
         host, path_id(room_type_id, RoomTypeNotFound), _month(month)
     )
+
+
+# What the reservation saga asks of lodging in a split deployment (ADR 0018): never routed by the
+# gateway, only for the reservation context's service token. Idempotent, so the client may send
+# each again: quote and availability (reads); hold (keyed by the reservation: a repeat answers the
+# hold on record and takes nothing more); confirm and release (keyed by the reservation and
+# applied once: a repeat changes nothing and answers ``changed: false``).
+internal = APIRouter(prefix="/internal/v1/lodging", include_in_schema=False)
+FromReservation = Annotated[str, require_service("lodging", "reservation")]
+
+
+async def lodging_client(platform: PlatformDep) -> LodgingClient:
+    client: LodgingClient = platform.services["lodging.client"]  # the in-process one
+    return client
+
+
+Rooms = Annotated[LodgingClient, Depends(lodging_client)]
+StayParams = Annotated[StayQuery, Query()]
+
+
+def stay_quote_read(quote: StayQuote) -> StayQuoteRead:
+    return StayQuoteRead.model_validate(
+        {
+            "lodging_id": quote.lodging_id,
+            "host_id": quote.host_id,
+            "room_type_id": quote.room_type_id,
+            "lodging_name": quote.lodging_name,
+            "room_type_name": quote.room_type_name,
+            "check_in": quote.check_in,
+            "check_out": quote.check_out,
+            "nights": [{"date": d, "price": p} for d, p in quote.nights],
+            "cancellation_policy": [
+                {"days_before": r.days_before, "refund_percent": r.refund_percent}
+                for r in quote.cancellation_policy
+            ],
+        }
+    )
+
+
+@internal.get("/room-types/{room_type_id}/quote", response_model=StayQuoteRead)
+async def internal_quote(
+    room_type_id: uuid.UUID, stay: StayParams, _: FromReservation, rooms: Rooms
+) -> StayQuoteRead:
+    quote = await rooms.quote(room_type_id, stay.check_in, stay.check_out, stay.guests)
+    return stay_quote_read(quote)
+
+
+@internal.get("/room-types/{room_type_id}/availability", status_code=status.HTTP_204_NO_CONTENT)
+async def internal_check_available(
+    room_type_id: uuid.UUID, stay: StayParams, _: FromReservation, rooms: Rooms
+) -> Response:
+    """204 when the stay may be held right now (a pass promises nothing), else the refusal."""
+    await rooms.check_available(room_type_id, stay.check_in, stay.check_out, stay.guests)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@internal.post("/holds", response_model=StayQuoteRead)
+async def internal_hold(body: StayHold, _: FromReservation, rooms: Rooms) -> StayQuoteRead:
+    """Hold every night for a reservation; a repeat for the same reservation answers the hold on
+    record and takes nothing more."""
+    quote = await rooms.hold(
+        body.reservation_id, body.room_type_id, body.check_in, body.check_out, body.guests
+    )
+    return stay_quote_read(quote)
+
+
+@internal.post("/holds/{reservation_id}/confirm", response_model=HoldChanged)
+async def internal_confirm(
+    reservation_id: uuid.UUID, _: FromReservation, rooms: Rooms
+) -> HoldChanged:
+    return HoldChanged(changed=await rooms.confirm(reservation_id))
+
+
+@internal.post("/holds/{reservation_id}/release", response_model=HoldChanged)
+async def internal_release(
+    reservation_id: uuid.UUID, _: FromReservation, rooms: Rooms
+) -> HoldChanged:
+    return HoldChanged(changed=await rooms.release(reservation_id))

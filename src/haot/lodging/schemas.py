@@ -237,3 +237,40 @@ class SearchPage(BaseModel):
     page: int
     size: int
     total: int
+
+
+# Internal routes (ADR 0018): what the reservation saga asks of lodging in a split deployment.
+# Bounds as the reservation's own StayRequest; the stay rules themselves are the inventory's.
+Guests = Annotated[int, Field(ge=1, le=100)]
+
+
+class StayQuery(_Input):
+    check_in: date
+    check_out: date
+    guests: Guests
+
+
+class StayHold(_Input):
+    reservation_id: uuid.UUID
+    room_type_id: uuid.UUID
+    check_in: date
+    check_out: date
+    guests: Guests
+
+
+class StayQuoteRead(BaseModel):
+    """``haot.lodging.client.StayQuote`` on the wire."""
+
+    lodging_id: uuid.UUID
+    host_id: uuid.UUID
+    room_type_id: uuid.UUID
+    lodging_name: str
+    room_type_name: str
+    check_in: date
+    check_out: date
+    nights: list[NightPrice]
+    cancellation_policy: list[RefundTier]
+
+
+class HoldChanged(BaseModel):
+    changed: bool

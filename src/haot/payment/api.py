@@ -9,10 +9,18 @@ from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import RedirectResponse
 
 from haot.payment.domain import PaymentStatus
-from haot.payment.schemas import PaymentRead
+from haot.payment.schemas import CreatedPayment, PaymentCreate, PaymentRead
 from haot.payment.service import PaymentService
 from haot.platform.domain_docs import problems
-from haot.platform.web import API_PREFIX, AdminOnly, CurrentUser, Page, Paging, PlatformDep
+from haot.platform.web import (
+    API_PREFIX,
+    AdminOnly,
+    CurrentUser,
+    Page,
+    Paging,
+    PlatformDep,
+    require_service,
+)
 
 router = APIRouter(prefix=API_PREFIX, tags=["payment"])
 # Pages a browser is sent to (outside /api/v1): the checkout redirect.
@@ -84,3 +92,23 @@ async def checkout(payment_id: str, payments: Payments) -> RedirectResponse:
     then sends the browser to the checkout page. The random payment id is the credential, as on
     PortOne's own checkout."""
     return RedirectResponse(await payments.checkout(payment_id[:64]), status_code=303)
+
+
+# What the reservation saga asks of payments in a split deployment (ADR 0018): never routed by
+# the gateway, only for the reservation context's service token. Idempotent, so the client may
+# send it again: keyed by the reservation (one payment per reservation; a repeat answers the
+# payment created first and creates none).
+internal = APIRouter(prefix="/internal/v1/payment", include_in_schema=False)
+FromReservation = Annotated[str, require_service("payment", "reservation")]
+
+
+@internal.post("/payments", response_model=CreatedPayment)
+async def internal_create_payment(
+    body: PaymentCreate, _: FromReservation, payments: Payments
+) -> CreatedPayment:
+    return await payments.create_payment(
+        reservation_id=body.reservation_id,
+        user_id=body.user_id,
+        amount=body.amount,
+        order_name=body.order_name,
+    )
