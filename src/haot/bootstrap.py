@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping
 from datetime import datetime, timedelta
+from typing import Any
 
 from fastapi import APIRouter
 
@@ -11,6 +13,7 @@ from haot.payment.client import InProcessPaymentClient
 from haot.payment.gateway import PaymentGateway
 from haot.platform.container import Platform
 from haot.platform.direct import DirectRoute
+from haot.platform.errors import HaotError
 from haot.platform.settings import CONTEXTS, Settings
 
 
@@ -21,13 +24,6 @@ def build_platform(
     gateway: PaymentGateway | None = None,
 ) -> Platform:
     """Wire the given contexts. ``gateway`` replaces the PortOne adapter (tests of the saga)."""
-    if "reservation" in contexts and not {"lodging", "payment", "coupon", "point"} <= set(contexts):
-        # The saga calls these synchronously; their HTTP clients do not exist yet, so the
-        # reservation context cannot be served on its own. Say so instead of failing later.
-        raise RuntimeError(
-            "the reservation context needs lodging, payment, coupon and point in the same "
-            "process (HTTP clients for a split deployment are not built yet)"
-        )
     platform = Platform(settings, contexts=contexts)
     if "identity" in contexts:
         _wire_identity(platform)
@@ -199,24 +195,52 @@ def _wire_point(platform: Platform) -> None:
     platform.jobs.register("expire-points", expire_points, every_seconds=3600, dry_run=True)
 
 
+SAGA_STEPS = ("lodging", "coupon", "point", "payment")
+
+
+def _saga_port(platform: Platform, context: str) -> Any:
+    """What the reservation saga calls ``context`` through: its in-process client where it runs in
+    this process, else its HTTP client at ``HAOT_<CONTEXT>_URL`` (ADR 0018)."""
+    if context in platform.contexts:
+        return platform.services[f"{context}.client"]
+    from haot.coupon.client import ERRORS as COUPON_ERRORS
+    from haot.coupon.client import HttpCouponClient
+    from haot.lodging.client import ERRORS as LODGING_ERRORS
+    from haot.lodging.client import HttpLodgingClient
+    from haot.payment.client import ERRORS as PAYMENT_ERRORS
+    from haot.payment.client import HttpPaymentClient
+    from haot.point.client import ERRORS as POINT_ERRORS
+    from haot.point.client import HttpPointClient
+
+    clients: dict[str, tuple[Any, Mapping[str, type[HaotError]]]] = {
+        "lodging": (HttpLodgingClient, LODGING_ERRORS),
+        "coupon": (HttpCouponClient, COUPON_ERRORS),
+        "point": (HttpPointClient, POINT_ERRORS),
+        "payment": (HttpPaymentClient, PAYMENT_ERRORS),
+    }
+    make, errors = clients[context]
+    return make(platform.service_client(context, caller="reservation", errors=errors))
+
+
 def _wire_reservation(platform: Platform) -> None:
     from haot.reservation.handlers import reservation_consumer
     from haot.reservation.service import ReservationService
 
     settings = platform.settings
     uow = platform.uow_factory("reservation")
-    # One transaction when every context the booking touches keeps its tables in the
-    # reservation's database (their in-process clients' units of work join it; ADR 0013).
+    # One transaction when every context the booking touches runs here and keeps its tables in
+    # the reservation's database (their in-process clients' units of work join it; ADR 0013).
     one_transaction = settings.booking_transaction == "auto" and all(
-        uow.shares_database_with(platform.uow_factory(context))
-        for context in ("lodging", "coupon", "point", "payment")
+        context in platform.contexts and uow.shares_database_with(platform.uow_factory(context))
+        for context in SAGA_STEPS
     )
+    ports = {context: _saga_port(platform, context) for context in SAGA_STEPS}
     platform.services["reservation"] = ReservationService(
         uow=uow,
-        lodging=platform.services["lodging.client"],
-        coupons=platform.services["coupon.client"],
-        points=platform.services["point.client"],
-        payments=platform.services["payment.client"],
+        lodging=ports["lodging"],
+        coupons=ports["coupon"],
+        points=ports["point"],
+        payments=ports["payment"],
         hold_ttl=timedelta(minutes=settings.reservation_hold_minutes),
         max_pending_per_user=settings.max_pending_reservations_per_user,
         one_transaction=one_transaction,
