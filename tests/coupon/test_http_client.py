@@ -5,7 +5,6 @@ token (never a user's); the all-in-one app serves none."""
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from collections.abc import AsyncIterator, Awaitable
 from datetime import timedelta
@@ -13,10 +12,7 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
-from purgatory import AsyncCircuitBreakerFactory
 
-from haot.app import create_app
 from haot.coupon.client import ERRORS, HttpCouponClient, InProcessCouponClient
 from haot.coupon.models import UserCoupon
 from haot.coupon.schemas import CouponCreate
@@ -29,38 +25,18 @@ from haot.platform.service_auth import ServiceTokens
 from haot.platform.service_client import ServiceClient
 from haot.platform.settings import Settings
 from haot.reservation.ports import CouponPort
-from tests.support.services import free_port
+from tests.support.server import context_alone, service_client
 
 
 @pytest.fixture
 async def coupon_service(settings: Settings) -> AsyncIterator[tuple[str, Platform]]:
     """``haot serve --context coupon``: the coupon context alone, on a loopback port."""
-    app = create_app(settings, contexts=("coupon",))
-    port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
-    )
-    task = asyncio.create_task(server.serve())
-    for _ in range(250):
-        if server.started:
-            break
-        await asyncio.sleep(0.02)
-    assert server.started
-    try:
-        yield f"http://127.0.0.1:{port}", app.state.platform
-    finally:
-        server.should_exit = True
-        await asyncio.wait_for(task, timeout=15)
+    async with context_alone(settings, "coupon") as served:
+        yield served
 
 
 def http_client(base: str, settings: Settings, caller: str = "reservation") -> ServiceClient:
-    return ServiceClient(
-        callee="coupon",
-        base_url=base,
-        tokens=ServiceTokens(settings.service_token_secret, caller=caller),
-        breakers=AsyncCircuitBreakerFactory(),
-        errors=ERRORS,
-    )
+    return service_client(base, settings, "coupon", ERRORS, caller=caller)
 
 
 async def give_coupon(platform: Platform, guest: uuid.UUID, **terms: Any) -> uuid.UUID:

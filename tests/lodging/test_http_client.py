@@ -5,18 +5,14 @@ service token (never a user's); the all-in-one app serves none."""
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from collections.abc import AsyncIterator, Awaitable
 from datetime import date, timedelta
 
 import httpx
 import pytest
-import uvicorn
-from purgatory import AsyncCircuitBreakerFactory
 from sqlalchemy import select
 
-from haot.app import create_app
 from haot.lodging.client import (
     ERRORS,
     HoldReleased,
@@ -36,38 +32,18 @@ from haot.platform.errors import HaotError
 from haot.platform.service_auth import ServiceTokens
 from haot.platform.service_client import ServiceClient
 from haot.platform.settings import Settings
-from tests.support.services import free_port
+from tests.support.server import context_alone, service_client
 
 
 @pytest.fixture
 async def lodging_service(settings: Settings) -> AsyncIterator[tuple[str, Platform]]:
     """``haot serve --context lodging``: the lodging context alone, on a loopback port."""
-    app = create_app(settings, contexts=("lodging",))
-    port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
-    )
-    task = asyncio.create_task(server.serve())
-    for _ in range(250):
-        if server.started:
-            break
-        await asyncio.sleep(0.02)
-    assert server.started
-    try:
-        yield f"http://127.0.0.1:{port}", app.state.platform
-    finally:
-        server.should_exit = True
-        await asyncio.wait_for(task, timeout=15)
+    async with context_alone(settings, "lodging") as served:
+        yield served
 
 
 def http_client(base: str, settings: Settings, caller: str = "reservation") -> ServiceClient:
-    return ServiceClient(
-        callee="lodging",
-        base_url=base,
-        tokens=ServiceTokens(settings.service_token_secret, caller=caller),
-        breakers=AsyncCircuitBreakerFactory(),
-        errors=ERRORS,
-    )
+    return service_client(base, settings, "lodging", ERRORS, caller=caller)
 
 
 async def one_room(platform: Platform) -> uuid.UUID:

@@ -6,18 +6,14 @@ all-in-one app serves none."""
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from collections.abc import AsyncIterator, Awaitable
 from typing import Any
 
 import httpx
 import pytest
-import uvicorn
-from purgatory import AsyncCircuitBreakerFactory
 from sqlalchemy import select
 
-from haot.app import create_app
 from haot.payment.client import ERRORS, HttpPaymentClient, InProcessPaymentClient
 from haot.payment.models import Payment
 from haot.payment.service import PaymentRefused
@@ -29,38 +25,18 @@ from haot.platform.service_client import ServiceClient
 from haot.platform.settings import Settings
 from haot.reservation.ports import PaymentPort
 from tests.support.gateway import InMemoryGateway
-from tests.support.services import free_port
+from tests.support.server import context_alone, service_client
 
 
 @pytest.fixture
 async def payment_service(settings: Settings) -> AsyncIterator[tuple[str, Platform]]:
     """``haot serve --context payment``: the payment context alone, on a loopback port."""
-    app = create_app(settings, contexts=("payment",), gateway=InMemoryGateway())
-    port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
-    )
-    task = asyncio.create_task(server.serve())
-    for _ in range(250):
-        if server.started:
-            break
-        await asyncio.sleep(0.02)
-    assert server.started
-    try:
-        yield f"http://127.0.0.1:{port}", app.state.platform
-    finally:
-        server.should_exit = True
-        await asyncio.wait_for(task, timeout=15)
+    async with context_alone(settings, "payment", gateway=InMemoryGateway()) as served:
+        yield served
 
 
 def http_client(base: str, settings: Settings, caller: str = "reservation") -> ServiceClient:
-    return ServiceClient(
-        callee="payment",
-        base_url=base,
-        tokens=ServiceTokens(settings.service_token_secret, caller=caller),
-        breakers=AsyncCircuitBreakerFactory(),
-        errors=ERRORS,
-    )
+    return service_client(base, settings, "payment", ERRORS, caller=caller)
 
 
 async def payments_of(platform: Platform, reservation_id: uuid.UUID) -> list[tuple[str, int, str]]:

@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 
 import pytest
 import structlog
-import uvicorn
 from purgatory import AsyncCircuitBreakerFactory
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -24,6 +23,7 @@ from haot.platform.auth import Role, TokenSigner
 from haot.platform.errors import Conflict, Forbidden, HaotError, ServiceUnavailable, Unauthorized
 from haot.platform.service_auth import ServiceTokens, verify_service_token
 from haot.platform.service_client import ServiceClient
+from tests.support.server import serving
 from tests.support.services import free_port
 
 SECRET = "service-secret-for-tests-0123456789abcdef"
@@ -69,18 +69,8 @@ class Callee:
 async def callee() -> AsyncIterator[tuple[str, Callee]]:
     state = Callee()
     app = Starlette(routes=[Route("/{rest:path}", state.answer, methods=["GET", "POST"])])
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    task = asyncio.create_task(server.serve())
-    for _ in range(200):
-        if server.started:
-            break
-        await asyncio.sleep(0.02)
-    try:
-        yield f"http://127.0.0.1:{port}", state
-    finally:
-        server.should_exit = True
-        await asyncio.wait_for(task, timeout=10)
+    async with serving(app) as base:
+        yield base, state
 
 
 def client(base: str, **options: object) -> ServiceClient:

@@ -4,16 +4,12 @@ the reservation context's service token (never a user's); the all-in-one app ser
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from collections.abc import AsyncIterator
 
 import httpx
 import pytest
-import uvicorn
-from purgatory import AsyncCircuitBreakerFactory
 
-from haot.app import create_app
 from haot.platform.auth import Role
 from haot.platform.container import Platform
 from haot.platform.service_auth import ServiceTokens
@@ -22,38 +18,18 @@ from haot.platform.settings import Settings
 from haot.point.client import ERRORS, HttpPointClient, InProcessPointClient
 from haot.point.schemas import GrantCreate
 from haot.point.service import InsufficientPoints
-from tests.support.services import free_port
+from tests.support.server import context_alone, service_client
 
 
 @pytest.fixture
 async def point_service(settings: Settings) -> AsyncIterator[tuple[str, Platform]]:
     """``haot serve --context point``: the point context alone, on a loopback port."""
-    app = create_app(settings, contexts=("point",))
-    port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
-    )
-    task = asyncio.create_task(server.serve())
-    for _ in range(250):
-        if server.started:
-            break
-        await asyncio.sleep(0.02)
-    assert server.started
-    try:
-        yield f"http://127.0.0.1:{port}", app.state.platform
-    finally:
-        server.should_exit = True
-        await asyncio.wait_for(task, timeout=15)
+    async with context_alone(settings, "point") as served:
+        yield served
 
 
 def http_client(base: str, settings: Settings, caller: str = "reservation") -> ServiceClient:
-    return ServiceClient(
-        callee="point",
-        base_url=base,
-        tokens=ServiceTokens(settings.service_token_secret, caller=caller),
-        breakers=AsyncCircuitBreakerFactory(),
-        errors=ERRORS,
-    )
+    return service_client(base, settings, "point", ERRORS, caller=caller)
 
 
 async def test_the_http_client_answers_as_the_in_process_one(

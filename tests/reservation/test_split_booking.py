@@ -4,54 +4,30 @@ HTTP with service credentials, and the other process's refusals reach the guest 
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import uuid
-from collections.abc import AsyncIterator
 
 import httpx
-import uvicorn
-from fastapi import FastAPI
 
 from haot.app import create_app
 from haot.platform.auth import Role
 from haot.platform.settings import Settings
 from tests.lodging.factories import create_listing, day, make_host
 from tests.support.gateway import InMemoryGateway
-from tests.support.services import free_port
+from tests.support.server import serving
 
 STEPS = ("identity", "lodging", "coupon", "point", "payment")
 
 
-@contextlib.asynccontextmanager
-async def served(app: FastAPI) -> AsyncIterator[str]:
-    port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
-    )
-    task = asyncio.create_task(server.serve())
-    try:
-        for _ in range(250):
-            if server.started:
-                break
-            await asyncio.sleep(0.02)
-        assert server.started
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        await asyncio.wait_for(task, timeout=15)
-
-
 async def test_the_saga_runs_its_steps_in_another_process(settings: Settings) -> None:
     steps_app = create_app(settings, contexts=STEPS, gateway=InMemoryGateway())
-    async with served(steps_app) as steps:
+    async with serving(steps_app) as steps:
         split = settings.model_copy(
             update={
                 f"{context}_url": steps for context in ("lodging", "coupon", "point", "payment")
             }
         )
         reservations_app = create_app(split, contexts=("reservation",))
-        async with served(reservations_app) as reservations:
+        async with serving(reservations_app) as reservations:
             platform = steps_app.state.platform
             async with httpx.AsyncClient(base_url=steps, timeout=10) as api:
                 host = await make_host(api)
