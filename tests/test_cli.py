@@ -183,3 +183,9 @@ def test_events_lists_dead_letters_and_retries_one_once_fixed(database: Path) ->
     assert "no dead letter" in gone.stderr
     unknown = haot("events", "retry", "nobody", str(event_id), database=database)
     assert unknown.returncode == 2
+
+
+def test_serving_the_pages_alone_needs_the_api_address(tmp_path: Path) -> None:
+    result = haot("serve", "--context", "web", "--port", "1", database=tmp_path / "x.db")
+    assert result.returncode != 0
+    assert "HAOT_WEB_API_URL" in result.stderr, result.stderr

@@ -38,12 +38,19 @@ def create_app(
     run_workers: bool | None = None,
     gateway: PaymentGateway | None = None,
     freeze_heap_when_warm: bool = False,
+    pages: bool | None = None,
 ) -> FastAPI:
-    """``run_workers`` runs relays, consumers and jobs inside the web process; by default only in
+    """``pages`` serves the web pages; by default with the whole product in one process (ADR
+    0017). The pages alone (``contexts=()``, ``pages=True``: ``haot serve --context web``) call
+    the API at ``HAOT_WEB_API_URL``, the gateway of a split deployment (ADR 0018).
+    ``run_workers`` runs relays, consumers and jobs inside the web process; by default only in
     the embedded setup (in-process event bus), where there is no separate ``haot worker``.
     ``freeze_heap_when_warm``: once warmed up (the offer index loaded), move everything alive to
     the collector's permanent generation (a served process; ``haot serve`` sets it)."""
     settings = settings or get_settings()
+    serves_pages = set(CONTEXTS) <= set(contexts) if pages is None else pages
+    if serves_pages and not set(CONTEXTS) <= set(contexts) and not settings.web_api_url:
+        raise ValueError(PAGES_ALONE_NEED_API_URL)
     configure_logging(settings.log_level, json=settings.log_json)
     fake_portone = _fake_portone(settings) if "payment" in contexts else None
     in_process_workers = (not settings.kafka_enabled) if run_workers is None else run_workers
@@ -92,8 +99,6 @@ def create_app(
         redoc_url="/redoc" if settings.api_docs_enabled else None,
         openapi_url="/openapi.json" if settings.api_docs_enabled else None,
     )
-    # The pages come with the whole product in one process (ADR 0017).
-    serves_pages = set(CONTEXTS) <= set(contexts)
     if serves_pages:
         from haot.web.pages import page_error
 
@@ -141,12 +146,12 @@ def create_app(
         from haot.web.checkout import router as checkout_pages
         from haot.web.host import router as host_pages
         from haot.web.pages import STATIC
-        from haot.web.pages import router as pages
+        from haot.web.pages import router as site_pages
         from haot.web.reviews import router as review_pages
         from haot.web.wallet import router as wallet_pages
 
         for page_router in (
-            pages,
+            site_pages,
             account_pages,
             booking_pages,
             checkout_pages,
@@ -188,6 +193,10 @@ def create_app(
 
 
 HEALTHY = b'{"status":"ok"}'
+PAGES_ALONE_NEED_API_URL = (
+    "the pages served without the whole API call it at HAOT_WEB_API_URL (the gateway's "
+    "address, e.g. http://127.0.0.1:8080): set it"
+)
 
 
 async def _healthz(request: DirectRequest) -> DirectResponse:

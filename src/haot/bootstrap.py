@@ -346,7 +346,8 @@ def api_routers(contexts: tuple[str, ...]) -> list[APIRouter]:
         from haot.payment.api import router as payment_router
 
         routers += [payment_router, payment_pages]
-    from haot.platform.jobs_api import router as jobs_router
+    if contexts:  # not beside the pages alone: they run no jobs
+        from haot.platform.jobs_api import router as jobs_router
 
-    routers.append(jobs_router)
+        routers.append(jobs_router)
     return routers

@@ -25,9 +25,17 @@ if TYPE_CHECKING:
     from haot.platform.inbox import DeadLetter
 
 
+# What ``haot serve --context`` accepts: a context, or the web pages alone ("web", which owns no
+# tables and calls the API at HAOT_WEB_API_URL; ADR 0018).
+PAGES = "web"
+SERVABLE = (*CONTEXTS, PAGES)
+
+
 def _contexts(name: str | None) -> tuple[str, ...]:
     if name is None:
         return CONTEXTS
+    if name == PAGES:
+        return ()
     if name not in CONTEXTS:
         raise SystemExit(f"unknown context {name!r}; choose from {', '.join(CONTEXTS)}")
     return (name,)
@@ -61,9 +69,13 @@ def cmd_serve(args: argparse.Namespace) -> None:
         )
     if args.workers > 1 and "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="haot-metrics-")
-    if args.migrate:
+    if args.context == PAGES and not settings.web_api_url:
+        from haot.app import PAGES_ALONE_NEED_API_URL
+
+        raise SystemExit(f"haot: {PAGES_ALONE_NEED_API_URL}")
+    if args.migrate and args.context != PAGES:
         _migrate(settings, _contexts(args.context))
-    os.environ["HAOT_SERVE_CONTEXTS"] = ",".join(_contexts(args.context))
+    os.environ["HAOT_SERVE_CONTEXTS"] = args.context or ",".join(CONTEXTS)
     uvicorn.run(
         "haot.cli:app_from_env",
         factory=True,
@@ -81,10 +93,12 @@ def app_from_env() -> object:
     """uvicorn factory (each worker process builds its own app)."""
     from haot.app import create_app
 
-    contexts = tuple(
-        c for c in os.environ.get("HAOT_SERVE_CONTEXTS", ",".join(CONTEXTS)).split(",") if c
-    )
-    app = create_app(contexts=contexts, freeze_heap_when_warm=True)
+    served = os.environ.get("HAOT_SERVE_CONTEXTS", ",".join(CONTEXTS))
+    if served == PAGES:
+        app = create_app(contexts=(), pages=True, freeze_heap_when_warm=True)
+    else:
+        contexts = tuple(c for c in served.split(",") if c)
+        app = create_app(contexts=contexts, freeze_heap_when_warm=True)
     # Everything built so far (modules, app, models) lives as long as the process: out of the
     # collector's reach, a full collection no longer scans those few hundred thousand objects
     # and stalls every request of the worker (measured: gen-2 passes of up to 240 ms -> 30 ms).
@@ -249,7 +263,11 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--workers", type=int, default=1)
-    serve.add_argument("--context", choices=CONTEXTS, help="serve one context only (split mode)")
+    serve.add_argument(
+        "--context",
+        choices=SERVABLE,
+        help="serve one context only, or the pages alone (web), in a split deployment",
+    )
     serve.add_argument("--migrate", action="store_true", help="migrate before serving")
     serve.set_defaults(func=cmd_serve)
 

@@ -41,23 +41,29 @@ class Api:
             headers["Authorization"] = f"Bearer {token}"
         if request_id := request.headers.get("x-request-id"):
             headers["X-Request-ID"] = request_id
+        visitor = request.client.host if request.client else "127.0.0.1"
+        self._shared = bool(base_url)
         if base_url:
-            self._client = httpx.AsyncClient(base_url=base_url, headers=headers, timeout=10)
+            # The API's per-IP limits must see the visitor, not this process: the gateway
+            # appends its peer (us) and the services trust it to name the hop before.
+            headers["X-Forwarded-For"] = visitor
+            self._client = _gateway_client(request, base_url)
         else:
-            visitor = request.client.host if request.client else "127.0.0.1"
             transport = httpx.ASGITransport(app=request.app, client=(visitor, 0))
-            self._client = httpx.AsyncClient(
-                transport=transport, base_url="http://haot.internal", headers=headers
-            )
+            self._client = httpx.AsyncClient(transport=transport, base_url="http://haot.internal")
+        self._headers = headers
 
     async def __aenter__(self) -> Api:
         return self
 
     async def __aexit__(self, *_: object) -> None:
-        await self._client.aclose()
+        if not self._shared:
+            await self._client.aclose()
 
     async def get(self, path: str, params: dict[str, Any] | None = None) -> Any:
-        return _answer(await self._client.get(API + path, params=_present(params)))
+        return _answer(
+            await self._client.get(API + path, params=_present(params), headers=self._headers)
+        )
 
     async def post(
         self,
@@ -66,16 +72,36 @@ class Api:
         *,
         headers: dict[str, str] | None = None,
     ) -> Any:
-        return _answer(await self._client.post(API + path, json=body or {}, headers=headers))
+        return _answer(
+            await self._client.post(
+                API + path, json=body or {}, headers={**self._headers, **(headers or {})}
+            )
+        )
 
     async def put(self, path: str, body: dict[str, Any]) -> Any:
-        return _answer(await self._client.put(API + path, json=body))
+        return _answer(await self._client.put(API + path, json=body, headers=self._headers))
 
     async def patch(self, path: str, body: dict[str, Any]) -> Any:
-        return _answer(await self._client.patch(API + path, json=body))
+        return _answer(await self._client.patch(API + path, json=body, headers=self._headers))
 
     async def delete(self, path: str) -> Any:
-        return _answer(await self._client.delete(API + path))
+        return _answer(await self._client.delete(API + path, headers=self._headers))
+
+
+def _gateway_client(request: Request, base_url: str) -> httpx.AsyncClient:
+    """One pooled client per process for the gateway (kept-alive connections), closed when the
+    app stops."""
+    state = request.app.state
+    client: httpx.AsyncClient | None = getattr(state, "gateway_client", None)
+    if client is None:
+        client = httpx.AsyncClient(
+            base_url=base_url,
+            timeout=httpx.Timeout(10.0, connect=2.0),
+            limits=httpx.Limits(max_connections=100, max_keepalive_connections=20),
+        )
+        state.gateway_client = client
+        state.platform.on_stop(client.aclose)
+    return client
 
 
 def _present(params: dict[str, Any] | None) -> dict[str, Any]:
