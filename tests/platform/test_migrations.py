@@ -7,14 +7,16 @@ from typing import Any
 
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
+from sqlalchemy import text
 
 from haot.models import metadata
 from haot.platform.db import create_engine
+from haot.platform.settings import CONTEXTS
 
 
 def test_every_context_registers_its_tables() -> None:
     prefixes = {name.split("_", 1)[0] for name in metadata.tables}
-    assert {"identity", "lodging", "reservation", "payment", "point", "coupon"} <= prefixes
+    assert set(CONTEXTS) <= prefixes
     assert {"outbox", "inbox", "idempotency_keys"} <= set(metadata.tables)
 
 
@@ -37,3 +39,16 @@ async def test_migrated_schema_matches_the_models(database_url: str) -> None:
     finally:
         await engine.dispose()
     assert differences == []
+
+
+async def test_the_all_in_one_database_holds_every_context(database_url: str) -> None:
+    """``haot migrate`` with no ``--context`` records every context in the one database, so a
+    later ``--context`` run keeps them all current (ADR 0018, "Migrations per context")."""
+    engine = create_engine(database_url)
+    try:
+        async with engine.connect() as connection:
+            rows = await connection.execute(text("SELECT context FROM haot_schema_contexts"))
+            recorded = {row[0] for row in rows}
+    finally:
+        await engine.dispose()
+    assert recorded == set(CONTEXTS)

@@ -13,6 +13,9 @@ import sqlalchemy as sa
 from alembic import op
 
 import haot.platform.db
+# Each operation runs under ``if migrates("<its table>"):``: a database holds only the tables of
+# its contexts (ADR 0018, "Migrations per context").
+from haot.migrations.scope import migrates
 ${imports if imports else ""}
 
 revision: str = ${repr(up_revision)}

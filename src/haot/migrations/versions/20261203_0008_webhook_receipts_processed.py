@@ -13,6 +13,7 @@ import sqlalchemy as sa
 from alembic import op
 
 import haot.platform.db
+from haot.migrations.scope import migrates
 
 revision: str = "0008"
 down_revision: str | None = "0007"
@@ -21,14 +22,18 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    with op.batch_alter_table("payment_webhook_receipts", schema=None) as batch_op:
-        batch_op.add_column(
-            sa.Column("processed_at", haot.platform.db.UtcDateTime(timezone=True), nullable=True)
-        )
-    # Receipts stored before this column were acknowledged: treat them as processed.
-    op.execute("UPDATE payment_webhook_receipts SET processed_at = received_at")
+    if migrates("payment_webhook_receipts"):
+        with op.batch_alter_table("payment_webhook_receipts", schema=None) as batch_op:
+            batch_op.add_column(
+                sa.Column(
+                    "processed_at", haot.platform.db.UtcDateTime(timezone=True), nullable=True
+                )
+            )
+        # Receipts stored before this column were acknowledged: treat them as processed.
+        op.execute("UPDATE payment_webhook_receipts SET processed_at = received_at")
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("payment_webhook_receipts", schema=None) as batch_op:
-        batch_op.drop_column("processed_at")
+    if migrates("payment_webhook_receipts"):
+        with op.batch_alter_table("payment_webhook_receipts", schema=None) as batch_op:
+            batch_op.drop_column("processed_at")
