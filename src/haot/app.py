@@ -54,6 +54,7 @@ def create_app(
     configure_logging(settings.log_level, json=settings.log_json)
     fake_portone = _fake_portone(settings) if "payment" in contexts else None
     in_process_workers = (not settings.kafka_enabled) if run_workers is None else run_workers
+    in_process_workers = in_process_workers and bool(contexts)  # the pages alone run nothing
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -13,14 +13,15 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.deployment import Deployment, all_in_one
+from tests.support.deployment import Deployment, all_in_one, split
 
 STARTERS: dict[str, Callable[[Path], AbstractContextManager[Deployment]]] = {
     "all-in-one": all_in_one,
+    "split": split,
 }
 
 
-@pytest.fixture(scope="session", params=["all-in-one"])
+@pytest.fixture(scope="session", params=list(STARTERS))
 def deployment(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Deployment]:

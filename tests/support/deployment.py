@@ -223,3 +223,36 @@ def all_in_one(directory: Path) -> Iterator[Deployment]:
         _run(_haot("seed"), env, directory)
         stack.enter_context(serving(env, port, directory))
         yield Deployment(base_url=base_url, name="all-in-one")
+
+
+@contextlib.contextmanager
+def split(directory: Path) -> Iterator[Deployment]:
+    """The split deployment of ``make split`` (every context its own process and PostgreSQL
+    database, workers, tansu on a local S3 server, Redis, nginx), on free ports and databases
+    of its own, dropped after. Skipped (failed under CI=true) when PostgreSQL, redis-server or
+    nginx is missing; a part that does not come up fails."""
+    from haot.local_split import SERVED, LocalSplit, SplitLayout, drop_databases
+
+    for binary in ("redis-server", "nginx"):
+        if not (shutil.which(binary) or Path(f"/usr/sbin/{binary}").exists()):
+            unavailable(binary, "not installed (make services installs it)")
+    if not port_open("127.0.0.1", 5432):
+        unavailable("PostgreSQL", "nothing listens on 127.0.0.1:5432")
+    layout = SplitLayout(
+        root=directory,
+        gateway_port=free_port(),
+        broker_port=free_port(),
+        redis_port=free_port(),
+        object_store_port=free_port(),
+        service_ports={name: free_port() for name in SERVED},
+        database_prefix=f"haot_e2e_split_{secrets.token_hex(4)}_",
+        # The flows sign up and log in some fifty guests from one address within a minute.
+        extra_environment={"HAOT_LOGIN_IP_RATE_PER_MINUTE": "10000"},
+    )
+    running = LocalSplit(layout)
+    try:
+        running.start()
+        yield Deployment(base_url=layout.gateway_url, name="split")
+    finally:
+        running.stop()
+        _off_the_loop(drop_databases(layout))
