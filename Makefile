@@ -48,6 +48,7 @@ test: install-dev services check pytest
 services:
 	@bash scripts/ensure-services.sh
 	@bash scripts/ensure-chromium.sh
+	@bash scripts/ensure-nginx.sh
 
 check: install-dev lint typecheck
 
