@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 HOST   ?= 127.0.0.1
 PORT   ?= 8000
 
-.PHONY: run test check lint fmt typecheck pytest install install-dev services bench clean lock
+.PHONY: run test check lint fmt typecheck pytest install install-dev services bench clean lock split split-down
 
 $(BIN)/python:
 	$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { echo "haot needs Python 3.11+"; exit 1; }
@@ -29,6 +29,10 @@ lock:
 	.lock-venv/bin/python -m pip freeze --exclude-editable | grep -v '^-e ' > constraints.txt
 	rm -rf .lock-venv
 
+$(VENV)/.installed-split: pyproject.toml constraints.txt | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[embedded,split]'
+	touch $@ $(VENV)/.installed
+
 install: $(VENV)/.installed
 install-dev: $(VENV)/.installed-dev
 
@@ -41,6 +45,17 @@ run: install .env
 	$(BIN)/haot migrate
 	$(BIN)/haot seed
 	$(BIN)/haot serve --host $(HOST) --port $(PORT)
+
+## split: every context its own process and PostgreSQL database, workers, tansu, Redis and the nginx gateway on http://127.0.0.1:$(SPLIT_PORT)
+SPLIT_PORT ?= 8080
+split: $(VENV)/.installed-split
+	@bash scripts/ensure-services.sh
+	@bash scripts/ensure-nginx.sh
+	$(BIN)/python -m haot.local_split up --port $(SPLIT_PORT)
+
+## split-down: stop everything make split started (its databases stay)
+split-down:
+	@$(BIN)/python -m haot.local_split down
 
 ## test: install dev tools, make sure PostgreSQL/Redis are up, lint, type-check and run the suite
 test: install-dev services check pytest

@@ -23,12 +23,16 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import asyncpg
 import httpx
 import pytest
 
 from tests.support.services import POSTGRES_ADMIN_URL, free_port, port_open, unavailable
+
+if TYPE_CHECKING:
+    from haot.local_split import LocalSplit
 
 READY_TIMEOUT_SECONDS = 60.0
 STOP_GRACE_SECONDS = 15.0
@@ -42,6 +46,8 @@ class Deployment:
 
     base_url: str
     name: str
+    # The split's processes (to kill and restart in fault tests); None for all-in-one.
+    split: LocalSplit | None = None
 
 
 def _tail(path: Path, lines: int = 40) -> str:
@@ -252,7 +258,7 @@ def split(directory: Path) -> Iterator[Deployment]:
     running = LocalSplit(layout)
     try:
         running.start()
-        yield Deployment(base_url=layout.gateway_url, name="split")
+        yield Deployment(base_url=layout.gateway_url, name="split", split=running)
     finally:
         running.stop()
         _off_the_loop(drop_databases(layout))
