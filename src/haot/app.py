@@ -189,7 +189,10 @@ def create_app(
             expose_headers=["Retry-After", "X-Request-ID", "Idempotent-Replayed", "Location"],
             max_age=600,
         )
-    app.openapi = lambda: _openapi_with_idempotency_keys(app)  # type: ignore[method-assign]
+    if serves_pages and not set(CONTEXTS) <= set(contexts):
+        app.openapi = lambda: _product_openapi(app)  # type: ignore[method-assign]
+    else:
+        app.openapi = lambda: _openapi_with_idempotency_keys(app)  # type: ignore[method-assign]
     return app
 
 
@@ -230,6 +233,17 @@ def _openapi_with_idempotency_keys(app: FastAPI) -> dict[str, Any]:
                 ):
                     parameters.append(IDEMPOTENCY_KEY_PARAMETER)
         app.openapi_schema = schema
+    return app.openapi_schema
+
+
+def _product_openapi(app: FastAPI) -> dict[str, Any]:
+    """The pages alone (split deployment) answer /openapi.json and /docs at the gateway: with
+    the whole API's document, the all-in-one app's, built from the same routers."""
+    if app.openapi_schema is None:
+        whole = FastAPI(title=app.title, version=app.version, description=app.description)
+        for router in api_routers(CONTEXTS):
+            whole.include_router(router)
+        app.openapi_schema = _openapi_with_idempotency_keys(whole)
     return app.openapi_schema
 
 

@@ -95,3 +95,15 @@ async def test_the_api_limits_the_visitor_not_the_pages_process(settings: Settin
 def test_the_pages_alone_need_the_api_address(settings: Settings) -> None:
     with pytest.raises(ValueError, match=re.escape(PAGES_ALONE_NEED_API_URL)):
         create_app(settings.model_copy(update={"web_api_url": ""}), contexts=(), pages=True)
+
+
+def test_the_pages_alone_document_the_whole_api(settings: Settings) -> None:
+    """At the gateway, /openapi.json and /docs are the pages process's: they must describe the
+    whole API as the all-in-one app does, not the pages' own (empty) API."""
+    whole = create_app(settings, gateway=InMemoryGateway()).openapi()
+    pages = create_app(
+        settings.model_copy(update={"web_api_url": "http://127.0.0.1:9"}), contexts=(), pages=True
+    ).openapi()
+    assert "/api/v1/reservations" in pages["paths"]
+    assert pages["paths"] == whole["paths"]
+    assert pages["components"] == whole["components"]
