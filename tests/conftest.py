@@ -27,6 +27,14 @@ from tests.support.services import POSTGRES_ADMIN_URL, REDIS_URL, unavailable
 pytest_plugins = ["tests.support.tansu"]
 
 BACKENDS = ["sqlite", "postgres"]
+E2E = Path(__file__).parent / "e2e"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The end-to-end tests last: their deployments (some twenty processes with their own
+    connections to the one PostgreSQL server) live until the session ends, and must not run
+    beside the rest of the suite."""
+    items.sort(key=lambda item: item.path.is_relative_to(E2E))
 
 
 def in_thread(fn: Any, *args: Any) -> Any:

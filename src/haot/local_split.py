@@ -55,7 +55,10 @@ class SplitLayout:
     postgres_server: str = "postgresql://postgres@127.0.0.1:5432"
     database_prefix: str = "haot_split_"
     # "s3": the broker keeps its log in a local S3 server (moto, from PyPI), so a broker restart
-    # loses nothing; "memory": lost on restart (ARCHITECTURE.md, "Kafka here").
+    # loses nothing; "memory": lost on restart (ARCHITECTURE.md, "Kafka here"). The S3 server
+    # must honour conditional writes (tansu writes each partition's watermark with If-Match /
+    # If-None-Match): s3rver, which ignores them, let a restarted broker reuse offsets and so
+    # overwrite and skip events (seen here).
     broker_storage: Literal["s3", "memory"] = "s3"
     object_store_port: int = 19500
     gateway_rate_per_second: int = 200
@@ -64,6 +67,9 @@ class SplitLayout:
     extra_environment: Mapping[str, str] = field(default_factory=dict)
     # A port per served process instead of consecutive ones from first_service_port (tests).
     service_ports: Mapping[str, int] = field(default_factory=dict)
+    # Every part dies with the process that started it (tests: an interrupted session leaves
+    # nothing behind). ``make split`` leaves them running: ``up`` returns at once.
+    die_with_starter: bool = False
 
     @property
     def gateway_url(self) -> str:
@@ -150,6 +156,8 @@ def environment(layout: SplitLayout, name: str, secret: str) -> dict[str, str]:
         "HAOT_REDIS_URL": layout.redis_url,
         "HAOT_LOG_JSON": "true",
         "HAOT_LOG_LEVEL": "INFO",
+        # Fifteen processes share one PostgreSQL server (100 connections by default).
+        "HAOT_DATABASE_POOL_SIZE": "5",
     }
     if name == WEB:
         env["HAOT_WEB_API_URL"] = layout.gateway_url
@@ -348,6 +356,7 @@ class LocalSplit:
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,  # its own process group: stopped as one, kept past our exit
+            preexec_fn=_die_with_starter if self.layout.die_with_starter else None,
         )
         log.close()
         self.processes[name] = process
@@ -443,6 +452,16 @@ class LocalSplit:
     def _save_state(self) -> None:
         pids = {name: process.pid for name, process in self.processes.items()}
         self.layout.state_file.write_text(json.dumps(pids, indent=2))
+
+
+def _die_with_starter() -> None:
+    """In the child before it runs: SIGTERM when the thread that started it ends (Linux
+    ``PR_SET_PDEATHSIG``), so parts started from a test session never outlive it. Start parts
+    from the main thread: a helper thread's exit would stop them."""
+    import ctypes
+
+    pr_set_pdeathsig = 1
+    ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
 
 
 def running_processes(layout: SplitLayout) -> list[str]:

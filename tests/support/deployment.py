@@ -252,8 +252,13 @@ def split(directory: Path) -> Iterator[Deployment]:
         object_store_port=free_port(),
         service_ports={name: free_port() for name in SERVED},
         database_prefix=f"haot_e2e_split_{secrets.token_hex(4)}_",
-        # The flows sign up and log in some fifty guests from one address within a minute.
-        extra_environment={"HAOT_LOGIN_IP_RATE_PER_MINUTE": "10000"},
+        # The flows sign up and log in some fifty guests from one address within a minute; the
+        # suite's own connections share the PostgreSQL server.
+        extra_environment={
+            "HAOT_LOGIN_IP_RATE_PER_MINUTE": "10000",
+            "HAOT_DATABASE_POOL_SIZE": "3",
+        },
+        die_with_starter=True,
     )
     running = LocalSplit(layout)
     try:
