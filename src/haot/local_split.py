@@ -356,7 +356,7 @@ class LocalSplit:
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,  # its own process group: stopped as one, kept past our exit
-            preexec_fn=_die_with_starter if self.layout.die_with_starter else None,
+            preexec_fn=exit_with_parent if self.layout.die_with_starter else None,
         )
         log.close()
         self.processes[name] = process
@@ -454,7 +454,7 @@ class LocalSplit:
         self.layout.state_file.write_text(json.dumps(pids, indent=2))
 
 
-def _die_with_starter() -> None:
+def exit_with_parent() -> None:
     """In the child before it runs: SIGTERM when the thread that started it ends (Linux
     ``PR_SET_PDEATHSIG``), so parts started from a test session never outlive it. Start parts
     from the main thread: a helper thread's exit would stop them."""

@@ -29,6 +29,7 @@ import asyncpg
 import httpx
 import pytest
 
+from haot.local_split import exit_with_parent
 from tests.support.services import POSTGRES_ADMIN_URL, free_port, port_open, unavailable
 
 if TYPE_CHECKING:
@@ -116,6 +117,7 @@ def redis_server(directory: Path) -> Iterator[str]:
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,
+            preexec_fn=exit_with_parent,  # an interrupted session leaves nothing behind
         )
     try:
         deadline = time.monotonic() + 10
@@ -197,6 +199,7 @@ def serving(env: dict[str, str], port: int, directory: Path) -> Iterator[None]:
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,
+            preexec_fn=exit_with_parent,
         )
     try:
         _wait_ready(process, f"http://127.0.0.1:{port}", log_path)
