@@ -53,6 +53,7 @@ def served_base_url(host: str, port: int) -> str:
 def cmd_serve(args: argparse.Namespace) -> None:
     import uvicorn
 
+    from haot.platform.observability import logging_config
     from haot.platform.redis import EMBEDDED_MISSING, embedded_redis_installed
 
     settings = get_settings()
@@ -82,6 +83,9 @@ def cmd_serve(args: argparse.Namespace) -> None:
         host=args.host,
         port=args.port,
         workers=args.workers,
+        # uvicorn's own lines as JSON through the root logger's handler (its default config
+        # installs plain-text handlers); its access log stays off: the app logs each request.
+        log_config=logging_config(settings.log_level, json=settings.log_json),
         log_level="warning",
         access_log=False,
         proxy_headers=True,

@@ -1,17 +1,31 @@
 """JSON logs (structlog, Loki-ready) and per-route RED metrics, bound to a request id and trace id.
 
+Every log line is one JSON object on stdout: structlog's own loggers print directly (the request
+path pays nothing more than before), and the standard library's records (uvicorn, SQLAlchemy,
+aiokafka, httpx, alembic, anything that calls ``logging``) reach the root logger's one handler,
+whose ``structlog.stdlib.ProcessorFormatter`` runs them through the same steps: the context
+variables (``request_id``, ``trace_id``, ``span_id``, ``user_id``), level, timestamp, redaction.
+
+The trace is W3C trace context (``00-<32 hex trace id>-<16 hex span id>-01``): a request takes
+the trace id of its ``traceparent`` header or starts one, and gets a span id of its own; what it
+writes to the outbox, and what it asks of PortOne or of another context, carries
+``current_traceparent()``; a consumer applies each event under ``trace_bound`` (the event's trace,
+a span of its own), so the trace id follows a booking across processes.
+
 The request middleware is also the last line for unexpected exceptions: it logs them (with the
 request id) and answers a bare 500 problem carrying ``x-request-id``, so a failure can be found in
 the logs and nothing escapes to the server (whose own traceback would not be a JSON line)."""
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import itertools
 import logging
 import os
 import re
 import secrets
+import sys
 import time
 from collections.abc import Iterator, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass
@@ -71,8 +85,82 @@ def _redact(_: Any, __: str, event_dict: MutableMapping[str, Any]) -> MutableMap
     return event_dict
 
 
+# Loggers of libraries that are chatty below WARNING: SQLAlchemy logs every statement at INFO
+# (and checks that once per connection, so an INFO root would slow every query), httpx every
+# request, aiokafka every rebalance step.
+_QUIET_LOGGERS = ("sqlalchemy", "aiosqlite", "asyncio", "httpx", "httpcore", "aiokafka")
+# uvicorn's loggers keep no handlers of their own: their records go to the root's.
+_UVICORN_LOGGERS = ("uvicorn", "uvicorn.error", "uvicorn.access")
+
+
+def _level(name: str) -> int:
+    return logging.getLevelNamesMapping().get(name.upper(), logging.INFO)
+
+
+def _renderer(json: bool) -> Any:
+    return structlog.processors.JSONRenderer() if json else structlog.dev.ConsoleRenderer()
+
+
+def _drop_color_message(
+    _: Any, __: str, event_dict: MutableMapping[str, Any]
+) -> MutableMapping[str, Any]:
+    # uvicorn passes its message again with ANSI colours as an ``extra``.
+    event_dict.pop("color_message", None)
+    return event_dict
+
+
+def foreign_formatter(*, json: bool = True) -> structlog.stdlib.ProcessorFormatter:
+    """The formatter of standard-library records: the steps structlog's own lines go through
+    (context variables, level, timestamp, redaction, exceptions), plus the logger's name and the
+    record's ``extra`` fields, then the same renderer."""
+    return structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=[
+            structlog.contextvars.merge_contextvars,
+            structlog.stdlib.add_log_level,
+            structlog.stdlib.add_logger_name,
+            structlog.stdlib.ExtraAdder(),
+            _drop_color_message,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            _redact,
+        ],
+        processors=[
+            structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+            structlog.processors.StackInfoRenderer(),
+            structlog.processors.format_exc_info,
+            _renderer(json),
+        ],
+    )
+
+
+class StdoutHandler(logging.Handler):
+    """Writes each formatted record as one line to whatever ``sys.stdout`` is at the time, as
+    structlog's ``PrintLogger`` does (a stream kept from construction would outlive a replaced
+    ``sys.stdout``), in one write so that lines of two threads never interleave."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            line = self.format(record) + "\n"
+            stream = sys.stdout
+            stream.write(line)
+            stream.flush()
+        except RecursionError:
+            raise
+        except Exception:
+            self.handleError(record)
+
+
+def log_handler(*, json: bool = True, level: int | str = logging.NOTSET) -> StdoutHandler:
+    """The root logger's handler (also named by ``logging_config`` for uvicorn's dictConfig)."""
+    handler = StdoutHandler(level=level if isinstance(level, int) else _level(level))
+    handler.setFormatter(foreign_formatter(json=json))
+    return handler
+
+
 def configure_logging(level: str = "INFO", *, json: bool = True) -> None:
-    renderer: Any = structlog.processors.JSONRenderer() if json else structlog.dev.ConsoleRenderer()
+    """structlog for our own lines, and the root logger's one ``StdoutHandler`` for everything
+    else; idempotent (every app and worker calls it, uvicorn may have installed the handler
+    first)."""
+    numeric = _level(level)
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,
@@ -81,25 +169,49 @@ def configure_logging(level: str = "INFO", *, json: bool = True) -> None:
             _redact,
             structlog.processors.StackInfoRenderer(),
             structlog.processors.format_exc_info,
-            renderer,
+            _renderer(json),
         ],
-        wrapper_class=structlog.make_filtering_bound_logger(
-            logging.getLevelNamesMapping().get(level.upper(), logging.INFO)
-        ),
+        wrapper_class=structlog.make_filtering_bound_logger(numeric),
         # No file argument: print to whatever sys.stdout is at the time of the call (a file given
         # here would be pinned for good, and cached loggers would keep writing to it).
         logger_factory=structlog.PrintLoggerFactory(),
         cache_logger_on_first_use=True,
     )
+    root = logging.getLogger()
+    for handler in [h for h in root.handlers if isinstance(h, StdoutHandler)]:
+        root.removeHandler(handler)
+    root.addHandler(log_handler(json=json, level=numeric))
+    root.setLevel(numeric)
+    for name in _QUIET_LOGGERS:
+        logging.getLogger(name).setLevel(max(numeric, logging.WARNING))
+    for name in _UVICORN_LOGGERS:
+        logger = logging.getLogger(name)
+        logger.handlers.clear()
+        logger.propagate = True
+
+
+def logging_config(level: str = "INFO", *, json: bool = True) -> dict[str, Any]:
+    """A ``logging.config.dictConfig`` document for ``uvicorn.run(log_config=...)``: the root
+    logger's JSON handler and uvicorn's loggers without handlers of their own, so that uvicorn's
+    lines are JSON from its first one (before the app, which calls ``configure_logging``)."""
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "handlers": {
+            "json": {"()": f"{__name__}.log_handler", "json": json, "level": _level(level)}
+        },
+        "root": {"handlers": ["json"], "level": _level(level)},
+        "loggers": {name: {"handlers": [], "propagate": True} for name in _UVICORN_LOGGERS},
+    }
 
 
 _REQUEST_ID = re.compile(r"[\x21-\x7e]{1,128}")
 
 
 class _Ids:
-    """Unique 32-hex-digit ids (W3C trace-id shaped) without a random draw per request: a random
-    per-process prefix and a counter. ``uuid4`` reads the OS's random source, a system call on
-    every request; a forked child draws a prefix of its own."""
+    """Unique 32-hex-digit ids (W3C trace-id shaped) and 16-hex-digit span ids without a random
+    draw per request: a random per-process prefix and a counter. ``uuid4`` reads the OS's random
+    source, a system call on every request; a forked child draws a prefix of its own."""
 
     def __init__(self) -> None:
         self._reset()
@@ -107,13 +219,62 @@ class _Ids:
 
     def _reset(self) -> None:
         self._prefix = secrets.token_hex(8)
+        self._span_prefix = secrets.token_hex(4)
         self._counter = itertools.count(1)
 
     def next(self) -> str:
         return f"{self._prefix}{next(self._counter):016x}"
 
+    def next_span(self) -> str:
+        return f"{self._span_prefix}{next(self._counter) & 0xFFFFFFFF:08x}"
+
 
 _ids = _Ids()
+
+# version-traceid-parentid-flags; an all-zero trace id or span id is invalid.
+_TRACEPARENT = re.compile(r"[0-9a-f]{2}-(?!0{32})([0-9a-f]{32})-(?!0{16})[0-9a-f]{16}-[0-9a-f]{2}")
+
+
+def new_trace_id() -> str:
+    return _ids.next()
+
+
+def new_span_id() -> str:
+    return _ids.next_span()
+
+
+def trace_id_of(traceparent: str | None) -> str | None:
+    """The trace id of a W3C ``traceparent`` value, or None if it is absent or malformed."""
+    if not traceparent:
+        return None
+    match = _TRACEPARENT.fullmatch(traceparent)
+    return match.group(1) if match else None
+
+
+def format_traceparent(trace_id: str, span_id: str) -> str:
+    return f"00-{trace_id}-{span_id}-01"
+
+
+def current_traceparent() -> str | None:
+    """The trace context of the request or event being handled (the trace id and this process's
+    span), as a ``traceparent`` value; None outside of one."""
+    context = structlog.contextvars.get_contextvars()
+    trace_id = context.get("trace_id")
+    if not trace_id:
+        return None
+    value = format_traceparent(trace_id, context.get("span_id") or new_span_id())
+    # Only well-formed: it is sent on and stored (a 55-character column).
+    return value if _TRACEPARENT.fullmatch(value) else None
+
+
+@contextlib.contextmanager
+def trace_bound(traceparent: str | None) -> Iterator[str]:
+    """Binds, while the block runs, the trace id of ``traceparent`` (a new one if it has none)
+    and a new span id into the log context; restores what was bound before. Yields the trace
+    id."""
+    trace_id = trace_id_of(traceparent) or new_trace_id()
+    with structlog.contextvars.bound_contextvars(trace_id=trace_id, span_id=new_span_id()):
+        yield trace_id
 
 
 def _request_id(headers: dict[bytes, bytes]) -> str:
@@ -123,12 +284,9 @@ def _request_id(headers: dict[bytes, bytes]) -> str:
 
 
 def _trace_id(headers: dict[bytes, bytes]) -> str:
-    # W3C traceparent: version-traceid-parentid-flags
-    parent = headers.get(b"traceparent", b"").decode("latin-1")
-    parts = parent.split("-")
-    if len(parts) == 4 and len(parts[1]) == 32:
-        return parts[1]
-    return _ids.next()
+    parent = headers.get(b"traceparent")
+    given = trace_id_of(parent.decode("latin-1")) if parent is not None else None
+    return given or _ids.next()
 
 
 @dataclass(frozen=True, slots=True)
@@ -202,7 +360,8 @@ def _flatten(routes: Sequence[Any]) -> Iterator[tuple[Any, str]]:
 
 
 class RequestContextMiddleware:
-    """Request id and trace id in every log line and response; RED metrics labelled by route
+    """Request id, trace id and a span id of the request's own in every log line (the user id too,
+    once ``authenticate`` knows it), the request id in every response; RED metrics labelled by route
     template (``/api/v1/users/{user_id}``), never by raw path, so cardinality stays bounded."""
 
     def __init__(self, app: ASGIApp) -> None:
@@ -226,7 +385,9 @@ class RequestContextMiddleware:
         request_id = _request_id(headers)
         trace_id = _trace_id(headers)
         structlog.contextvars.clear_contextvars()
-        structlog.contextvars.bind_contextvars(request_id=request_id, trace_id=trace_id)
+        structlog.contextvars.bind_contextvars(
+            request_id=request_id, trace_id=trace_id, span_id=_ids.next_span()
+        )
         status = 500
         started = time.perf_counter()
         response_started = False

@@ -7,6 +7,7 @@ import uuid
 from collections.abc import Callable, Iterable
 from typing import Annotated, Any, Generic, TypeVar
 
+import structlog
 from fastapi import Depends, Query, Request, Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel
@@ -47,13 +48,15 @@ def _bearer(authorization: str | None) -> str | None:
 
 async def authenticate(platform: Platform, authorization: str | None) -> Principal | None:
     """The principal of an ``Authorization: Bearer`` header (None without one): signature, claims
-    and the user's revocation stamp checked; a bad or revoked token raises."""
+    and the user's revocation stamp checked; a bad or revoked token raises. Once accepted, its
+    user id is in every log line of the request."""
     token = _bearer(authorization)
     if token is None:
         return None
     principal = platform.signer.verify(token)
     if await platform.revocations.is_revoked(principal):
         raise InvalidToken("Token has been revoked")
+    structlog.contextvars.bind_contextvars(user_id=str(principal.user_id))
     return principal
 
 
