@@ -121,3 +121,24 @@ async def test_holds_racing_releases_of_the_same_user_never_deadlock(
         balance = await points.balance(guest)
         assert (balance.balance, balance.held) == (6_000 - 750, 750)
         assert await ledger_total(points, guest) == 6_000
+
+
+async def test_one_reservation_held_by_racing_retries_holds_once(
+    points: PointService, clock: Clock
+) -> None:
+    """A split deployment's reservation context retries a hold whose answer it did not get
+    while the first try is still running: every try succeeds and the points are held once."""
+    guest = user()
+    full = await three_lots(points, guest, clock)
+    reservation = uuid.uuid4()
+    results = await asyncio.gather(
+        *(
+            points.hold(user_id=guest, reservation_id=reservation, amount=300)
+            for _ in range(CONCURRENT)
+        ),
+        return_exceptions=True,
+    )
+    assert outcomes(results) == (CONCURRENT, 0)
+    balance = await points.balance(guest)
+    assert (balance.balance, balance.held) == (full - 300, 300)
+    assert await ledger_total(points, guest) == full

@@ -8,6 +8,7 @@ import uuid
 from datetime import datetime, timedelta
 
 from prometheus_client import Counter
+from sqlalchemy.exc import IntegrityError
 
 from haot.platform.cache import GenerationCache
 from haot.platform.clock import utcnow
@@ -219,13 +220,25 @@ class PointService:
     # Reservation saga -------------------------------------------------------------------------
 
     async def hold(self, *, user_id: uuid.UUID, reservation_id: uuid.UUID, amount: int) -> None:
-        """Set ``amount`` aside for the reservation (idempotent per reservation)."""
+        """Set ``amount`` aside for the reservation (idempotent per reservation, also when the
+        same hold is sent again while the first is still running: a retried call)."""
+        try:
+            await self._hold_once(user_id, reservation_id, amount)
+        except IntegrityError:
+            # The reservation's hold is unique: another try of it committed first (and this
+            # one's transaction, lots included, rolled back). Answer as that try did.
+            async with self._uow() as uow:
+                existing = await PointRepository(uow.session).hold_for(reservation_id)
+            if existing is None:
+                raise
+            _already_held(existing)
+
+    async def _hold_once(self, user_id: uuid.UUID, reservation_id: uuid.UUID, amount: int) -> None:
         async with self._uow() as uow:
             repo = PointRepository(uow.session)
             existing = await repo.hold_for(reservation_id)
             if existing is not None:
-                if existing.status == RELEASED:
-                    raise InsufficientPoints("this reservation's points were already released")
+                _already_held(existing)
                 return
             taken = await self._take(uow, user_id, amount)
             now = utcnow()
@@ -400,3 +413,9 @@ class PointService:
         LOTS_EXPIRED.inc(lots_done)
         POINTS_EXPIRED.inc(points_done)
         return {"lots": lots_done, "points": points_done, "dry_run": 0}
+
+
+def _already_held(existing: Hold) -> None:
+    """What a repeated hold answers: nothing more to do, unless it was released meanwhile."""
+    if existing.status == RELEASED:
+        raise InsufficientPoints("this reservation's points were already released")
