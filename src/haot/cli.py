@@ -113,7 +113,9 @@ def app_from_env() -> object:
 
 def _migrate(settings: Settings, contexts: tuple[str, ...]) -> None:
     from haot.platform.migrate import migrate
+    from haot.platform.observability import configure_logging
 
+    configure_logging(settings.log_level, json=settings.log_json)  # alembic's lines as JSON
     migrate(settings, contexts=contexts)
 
 

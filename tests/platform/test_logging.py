@@ -165,6 +165,32 @@ def test_haot_serve_logs_uvicorn_lines_as_json(tmp_path: Path, redis_available: 
     assert bind_error["timestamp"]
 
 
+def test_haot_migrate_logs_alembic_lines_as_json(tmp_path: Path) -> None:
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("HAOT_")}
+    environment |= {
+        "HAOT_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'haot.db'}",
+        "HAOT_JWT_SECRET": TEST_JWT_SECRET,
+        "HAOT_LOG_LEVEL": "INFO",
+    }
+    migrated = subprocess.run(
+        [sys.executable, "-m", "haot.cli", "migrate"],
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        cwd=tmp_path,
+    )
+    assert migrated.returncode == 0, migrated.stderr
+    assert migrated.stderr == ""
+    *logged_lines, last = migrated.stdout.strip().splitlines()
+    assert last == "migrated"
+    records = json_lines("\n".join(logged_lines))
+    upgrades = [r for r in records if r["event"].startswith("Running upgrade")]
+    assert upgrades
+    assert {(r["logger"], r["level"]) for r in upgrades} == {("alembic.runtime.migration", "info")}
+
+
 logged = APIRouter(prefix="/probe/logged")
 
 

@@ -2,8 +2,10 @@
 adapter pointed at the built-in fake (``/fake-portone``) in development and tests.
 
 The SDK builds its own ``httpx.AsyncClient``; the adapter swaps in one it owns (its timeout, an
-optional transport such as ``httpx.ASGITransport`` for the fake in-process, and a response hook
-that turns PortOne 5xx answers into ``GatewayUnavailable`` before the SDK tries to parse them).
+optional transport such as ``httpx.ASGITransport`` for the fake in-process, a request hook that
+sends the trace context of the request or event being served as ``traceparent``, and a response
+hook that turns PortOne 5xx answers into ``GatewayUnavailable`` before the SDK tries to parse
+them).
 """
 
 from __future__ import annotations
@@ -51,6 +53,7 @@ from haot.payment.gateway import (
     GatewayWebhook,
     InvalidWebhookSignature,
 )
+from haot.platform.observability import current_traceparent
 from haot.platform.settings import Settings
 
 log = structlog.get_logger(__name__)
@@ -108,6 +111,12 @@ def _sdk_template(secret: str, base_url: str, store_id: str | None) -> PaymentCl
 
 def _unavailable(detail: str) -> GatewayUnavailable:
     return GatewayUnavailable(detail, headers={"Retry-After": "1"})
+
+
+async def _send_trace(request: httpx.Request) -> None:
+    """Every call carries the trace of the request or event that made it (W3C ``traceparent``)."""
+    if traceparent := current_traceparent():
+        request.headers["traceparent"] = traceparent
 
 
 async def _raise_on_5xx(response: httpx.Response) -> None:
@@ -183,8 +192,8 @@ class PortOneGateway:
     ) -> None:
         """``webhook_secret`` may list several secrets (rotation on our side: any one verifies).
         ``transport`` drives PortOne through a custom transport (tests: ``httpx.ASGITransport``);
-        ``http_client`` hands over a ready client instead (the adapter adds its 5xx hook to it and
-        does not close it)."""
+        ``http_client`` hands over a ready client instead (the adapter adds its trace and 5xx hooks
+        to it and does not close it)."""
         secrets = [webhook_secret] if isinstance(webhook_secret, str) else list(webhook_secret)
         if not secrets or not all(secrets):
             raise ValueError("PortOne webhook secret must not be empty")
@@ -200,13 +209,14 @@ class PortOneGateway:
             self._http = http_client
             self._owns_http = False
             hooks = self._http.event_hooks
+            hooks["request"] = [*hooks.get("request", []), _send_trace]
             hooks["response"] = [*hooks.get("response", []), _raise_on_5xx]
             self._http.event_hooks = hooks
         else:
             self._http = httpx.AsyncClient(
                 transport=transport,
                 timeout=timeout,
-                event_hooks={"response": [_raise_on_5xx]},
+                event_hooks={"request": [_send_trace], "response": [_raise_on_5xx]},
             )
             self._owns_http = True
         # A shallow copy of a per-process template: the SDK's constructor builds a dozen httpx

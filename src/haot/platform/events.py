@@ -24,6 +24,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from haot.platform.clock import utcnow
 from haot.platform.ids import new_id
+from haot.platform.observability import current_traceparent
 
 
 class PoisonEvent(Exception):
@@ -89,7 +90,12 @@ def _problems(exc: ValidationError) -> list[str]:
 @dataclass(frozen=True, slots=True)
 class Event:
     """The envelope an event travels in: its contract's type and version, the aggregate it belongs
-    to, and the payload as JSON-ready data."""
+    to, and the payload as JSON-ready data.
+
+    ``trace_parent`` is the W3C trace context of whoever made the envelope (the request or the
+    consumer being served, taken when it is made, unless given): it travels with the event
+    (outbox column, Kafka record header), so the consumer continues the trace. It is not part of
+    the payload or of the contract."""
 
     type: str
     aggregate_id: str
@@ -97,6 +103,7 @@ class Event:
     id: uuid.UUID = field(default_factory=new_id)
     occurred_at: datetime = field(default_factory=utcnow)
     version: int = 1
+    trace_parent: str | None = field(default_factory=current_traceparent, compare=False)
 
     @classmethod
     def of(cls, body: EventBody, *, id: uuid.UUID | None = None) -> Event:
@@ -130,7 +137,8 @@ def encode_event(event: Event) -> bytes:
     )
 
 
-def decode_event(raw: bytes) -> Event:
+def decode_event(raw: bytes, *, trace_parent: str | None = None) -> Event:
+    """The envelope ``encode_event`` wrote; ``trace_parent`` travels beside it (a header)."""
     data = orjson.loads(raw)
     return Event(
         id=uuid.UUID(data["id"]),
@@ -140,4 +148,5 @@ def decode_event(raw: bytes) -> Event:
         aggregate_id=data["aggregate_id"],
         occurred_at=datetime.fromisoformat(data["occurred_at"]),
         payload=data["payload"],
+        trace_parent=trace_parent,
     )

@@ -10,6 +10,11 @@ A handler takes one event (``on``) or, where per-event round trips would be the 
 consecutive events of its type (``on_batch``): it then sees every fresh event of that run in one
 call, and a one-event list when the batch is retried event by event. Either way it receives the
 events decoded into their contract; one that does not decode is parked as a dead letter.
+
+A handler runs under the trace of its event (``trace_bound``: the trace id its producer wrote, a
+span of the consumer's own), so its log lines and the events it emits continue that trace. A run
+given to a batch handler continues a trace only if all of its events share one; a run of several
+traces (concurrent requests) gets a trace of its own.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ from haot.platform.clock import utcnow
 from haot.platform.db import Base, UtcDateTime
 from haot.platform.events import Event, EventBody, PoisonEvent
 from haot.platform.metrics import EVENTS_CONSUMED, EVENTS_DUPLICATE, EVENTS_POISON
+from haot.platform.observability import trace_bound, trace_id_of
 from haot.platform.uow import UnitOfWork, UnitOfWorkFactory
 
 log = structlog.get_logger(__name__)
@@ -72,6 +78,7 @@ class DeadLetter(Base):
             aggregate_id=self.aggregate_id,
             payload=self.payload,
             occurred_at=self.occurred_at,
+            trace_parent=None,  # not kept: a retried dead letter starts a trace of its own
         )
 
 
@@ -124,17 +131,18 @@ class Consumer:
         for event in relevant:
             if event.aggregate_id in failed_aggregates:
                 continue  # per-aggregate order: its later events wait until this one applies
-            try:
-                await self._apply_one(event)
-            except Exception as exc:
-                log.exception(
-                    "consumer_event_failed",
-                    consumer=self.name,
-                    event_id=str(event.id),
-                    event_type=event.type,
-                )
-                failed_aggregates.add(event.aggregate_id)
-                first_error = first_error or exc
+            with trace_bound(event.trace_parent):
+                try:
+                    await self._apply_one(event)
+                except Exception as exc:
+                    log.exception(
+                        "consumer_event_failed",
+                        consumer=self.name,
+                        event_id=str(event.id),
+                        event_type=event.type,
+                    )
+                    failed_aggregates.add(event.aggregate_id)
+                    first_error = first_error or exc
         if first_error is not None:
             raise first_error
 
@@ -216,12 +224,14 @@ class Consumer:
         # Runs of one type keep the batch's order: a batch handler sees each run whole.
         for event_type, run in groupby(applicable, key=lambda pair: pair[0].type):
             route = self._routes[event_type]
-            bodies = [body for _, body in run]
+            pairs = list(run)
             if route.batched:
-                await route.handler(uow, bodies)
+                with trace_bound(_shared_trace_parent([event for event, _ in pairs])):
+                    await route.handler(uow, [body for _, body in pairs])
                 continue
-            for body in bodies:
-                await route.handler(uow, body)
+            for event, body in pairs:
+                with trace_bound(event.trace_parent):
+                    await route.handler(uow, body)
         if duplicates := len(events) - len(fresh):
             EVENTS_DUPLICATE.labels(self.name).inc(duplicates)
         return len(applicable)
@@ -238,14 +248,15 @@ class Consumer:
                 decoded.append((event, self._routes[event.type].contract.decode(event)))
             except PoisonEvent as exc:
                 EVENTS_POISON.labels(self.name, event.type).inc()
-                log.error(
-                    "consumer_event_poison",
-                    consumer=self.name,
-                    event_id=str(event.id),
-                    event_type=event.type,
-                    event_version=event.version,
-                    error=str(exc),
-                )
+                with trace_bound(event.trace_parent):
+                    log.error(
+                        "consumer_event_poison",
+                        consumer=self.name,
+                        event_id=str(event.id),
+                        event_type=event.type,
+                        event_version=event.version,
+                        error=str(exc),
+                    )
                 uow.session.add(
                     DeadLetter(
                         consumer=self.name,
@@ -260,3 +271,11 @@ class Consumer:
                     )
                 )
         return decoded
+
+
+def _shared_trace_parent(events: Sequence[Event]) -> str | None:
+    """The trace context of the first event if every event is of the same trace, else None."""
+    first = trace_id_of(events[0].trace_parent)
+    if first is None or any(trace_id_of(e.trace_parent) != first for e in events[1:]):
+        return None
+    return events[0].trace_parent

@@ -10,6 +10,9 @@ Delivery is at-least-once on purpose and the database makes effects exactly-once
   the inbox skips what was applied. If ``handle_batch`` fails, nothing is committed: the partition
   is rewound to the batch's first record and retried after a backoff.
 
+An event's trace context travels as the record's ``traceparent`` header (W3C), beside the
+envelope rather than in it: it says who wrote the event, not what happened.
+
 Neither the idempotent producer nor transactions are used: the broker this is tested against
 (tansu) breaks both, and the inbox already removes duplicates.
 """
@@ -114,6 +117,7 @@ class KafkaTransport:
                 topics[event.context],
                 value=encode_event(event),
                 key=event.aggregate_id.encode(),
+                headers=_headers(event),
             )
             for event in events
         ]
@@ -171,6 +175,22 @@ class KafkaTransport:
                 await kafka.stop()
 
         return run
+
+
+_TRACEPARENT_HEADER = "traceparent"
+
+
+def _headers(event: Event) -> list[tuple[str, bytes]] | None:
+    if event.trace_parent is None:
+        return None
+    return [(_TRACEPARENT_HEADER, event.trace_parent.encode("latin-1"))]
+
+
+def _trace_parent(record: Any) -> str | None:
+    for key, value in record.headers or ():
+        if key == _TRACEPARENT_HEADER and value:
+            return bytes(value).decode("latin-1")
+    return None
 
 
 class _ConsumerLoop:
@@ -237,7 +257,7 @@ class _ConsumerLoop:
         events: list[Event] = []
         for record in records:
             try:
-                events.append(decode_event(record.value))
+                events.append(decode_event(record.value, trace_parent=_trace_parent(record)))
             except Exception:
                 # A record that can never be decoded would block its partition forever; it has
                 # no event id to park it by, so it is counted and logged whole.

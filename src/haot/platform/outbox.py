@@ -54,6 +54,9 @@ class OutboxMessage(Base):
     payload: Mapped[dict[str, Any]] = mapped_column(JSON)
     occurred_at: Mapped[datetime] = mapped_column(UtcDateTime)
     published_at: Mapped[datetime | None] = mapped_column(UtcDateTime, default=None)
+    # The W3C trace context of the request or consumer that wrote the row (None: written outside
+    # of one, or before the column existed); the transport carries it to the consumers.
+    trace_parent: Mapped[str | None] = mapped_column(String(55), default=None)
 
     __table_args__ = (
         Index(
@@ -74,6 +77,7 @@ class OutboxMessage(Base):
             version=event.version,
             payload=event.payload,
             occurred_at=event.occurred_at,
+            trace_parent=event.trace_parent,
         )
 
     def to_event(self) -> Event:
@@ -84,6 +88,7 @@ class OutboxMessage(Base):
             aggregate_id=self.key,
             payload=self.payload,
             occurred_at=self.occurred_at,
+            trace_parent=self.trace_parent,
         )
 
 

@@ -4,6 +4,8 @@ Two implementations share the ``Transport`` protocol: ``InProcessTransport`` (em
 relay hands each batch straight to the registered consumers) and ``KafkaTransport`` in
 ``haot.platform.kafka`` (production). ``publish`` returns only once every event is durably accepted
 (for in-process: applied by every consumer), so the relay may then mark the rows published.
+Each event keeps the trace context it was written in (``Event.trace_parent``): the in-process
+transport hands the envelopes over as they are, Kafka carries it as a record header.
 """
 
 from __future__ import annotations
