@@ -212,7 +212,9 @@ async def test_the_request_id_and_trace_go_along(callee: tuple[str, Callee]) -> 
     base, state = callee
     service = client(base)
     structlog.contextvars.bind_contextvars(
-        request_id="req-123", trace_id="0af7651916cd43dd8448eb211c80319c"
+        request_id="req-123",
+        trace_id="0af7651916cd43dd8448eb211c80319c",
+        span_id="b7ad6b7169203331",
     )
     try:
         await service.call("GET", "/traced", idempotent=True)
@@ -221,7 +223,8 @@ async def test_the_request_id_and_trace_go_along(callee: tuple[str, Callee]) -> 
         await service.aclose()
     sent = state.headers[-1]
     assert sent["x-request-id"] == "req-123"
-    assert sent["traceparent"].startswith("00-0af7651916cd43dd8448eb211c80319c-")
+    # The caller's span is the callee's parent.
+    assert sent["traceparent"] == "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
 
 
 def test_the_service_key_is_never_the_users_key() -> None:

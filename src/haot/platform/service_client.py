@@ -20,6 +20,7 @@ from purgatory import AsyncCircuitBreakerFactory
 from purgatory.domain.model import OpenedState
 
 from haot.platform.errors import HaotError, ServiceUnavailable
+from haot.platform.observability import current_traceparent
 from haot.platform.service_auth import ServiceTokens
 
 log = structlog.get_logger(__name__)
@@ -97,8 +98,8 @@ class ServiceClient:
         context = structlog.contextvars.get_contextvars()
         if request_id := context.get("request_id"):
             headers["X-Request-ID"] = str(request_id)
-        if trace_id := context.get("trace_id"):
-            headers["traceparent"] = f"00-{trace_id}-{'0' * 15}1-01"
+        if traceparent := current_traceparent():  # the caller's span is the callee's parent
+            headers["traceparent"] = traceparent
         try:
             response = await self._http.request(method, path, json=json, headers=headers)
         except httpx.TransportError as exc:  # refused, reset, timed out
