@@ -129,6 +129,10 @@ def create_app(
             given = request.headers.get("authorization", "").encode()
             if expected is not None and not hmac.compare_digest(given, expected):
                 return Response(status_code=401, headers={"WWW-Authenticate": "Bearer"})
+            # Readiness (haot_dependency_up) and the gauges of shared state, measured now.
+            platform = getattr(request.app.state, "platform", None)
+            if platform is not None:
+                await platform.measure_for_scrape()
             body, content_type = render_metrics()
             return Response(body, media_type=content_type)
 

@@ -260,8 +260,12 @@ def _register_jobs(platform: Platform) -> None:
         async def complete_stays(as_of: datetime, dry_run: bool) -> dict[str, int]:
             return {"completed": await reservation_jobs.complete_stays(uow, now=as_of)}
 
+        async def measure_overdue_holds() -> None:
+            await reservation_jobs.measure_overdue_holds(uow)
+
         platform.jobs.register("expire-holds", expire_holds, every_seconds=15)
         platform.jobs.register("complete-stays", complete_stays, every_seconds=600)
+        platform.on_scrape(measure_overdue_holds)
     if "payment" in platform.contexts:
         payments = platform.services["payment"]
 

@@ -5,22 +5,24 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable, Mapping
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import structlog
 from purgatory import AsyncCircuitBreakerFactory
-from sqlalchemy import text
+from sqlalchemy import select, text
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from haot.platform.auth import Revocations, TokenSigner
+from haot.platform.clock import utcnow
 from haot.platform.db import Databases
 from haot.platform.errors import HaotError
 from haot.platform.idempotency import IdempotencyStore
 from haot.platform.inbox import Consumer
 from haot.platform.jobs import Jobs
 from haot.platform.live import LiveStreams
-from haot.platform.metrics import OUTBOX_BACKLOG
-from haot.platform.outbox import OutboxRelay, count_unpublished
+from haot.platform.metrics import DEPENDENCY_UP, OUTBOX_BACKLOG, OUTBOX_OLDEST_AGE
+from haot.platform.outbox import OutboxMessage, OutboxRelay, count_unpublished
 from haot.platform.purge import Purges
 from haot.platform.ratelimit import RateLimiter
 from haot.platform.redis import Redis, create_redis
@@ -33,6 +35,7 @@ from haot.platform.uow import UnitOfWorkFactory
 log = structlog.get_logger(__name__)
 
 BackgroundTask = Callable[[asyncio.Event], Awaitable[None]]
+Measure = Callable[[], Awaitable[None]]
 
 STOP_GRACE_SECONDS = 5.0
 
@@ -97,6 +100,7 @@ class Platform:
         )
         self._on_stop: list[Callable[[], Awaitable[None]]] = []
         self._before_serving: list[Callable[[], Awaitable[None]]] = []
+        self._on_scrape: list[Measure] = [self.measure_outbox]
         self.services: dict[str, Any] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._stop = asyncio.Event()
@@ -164,6 +168,49 @@ class Platform:
         """Close something the wiring opened (clients, pools) when the platform stops."""
         self._on_stop.append(action)
 
+    def on_scrape(self, measure: Measure) -> None:
+        """Measure a gauge when Prometheus scrapes this process: state that any process serving
+        a context can read (its database, Redis), so that it is fresh at every scrape whether or
+        not this process runs the relays, consumers and jobs (a split deployment's ``haot
+        worker`` serves no ``/metrics``)."""
+        self._on_scrape.append(measure)
+
+    async def measure_for_scrape(self, *, within: float = 2.0) -> None:
+        """What ``/metrics`` runs before it answers: the readiness checks (``haot_dependency_up``)
+        and every ``on_scrape`` measurement, each failure logged, all within ``within``
+        seconds."""
+
+        async def measure_all() -> None:
+            for measure in self._on_scrape:
+                try:
+                    await measure()
+                except Exception:
+                    log.warning("scrape_measure_failed", measure=getattr(measure, "__name__", ""))
+
+        async def measured_in_time() -> None:
+            try:
+                await asyncio.wait_for(measure_all(), timeout=within)
+            except TimeoutError:
+                log.warning("scrape_measure_overran", seconds=within)
+
+        await asyncio.gather(self.readiness(within=within), measured_in_time())
+
+    async def measure_outbox(self) -> None:
+        """``haot_outbox_backlog`` and ``haot_outbox_oldest_age_seconds`` of every database of
+        this process (every 15 s where the relays run, and at every scrape)."""
+        for url in self.relays:
+            database = url.split("@")[-1]
+            try:
+                async with self.databases.sessions_for(self._context_of(url))() as session:
+                    backlog = await count_unpublished(session)
+                    oldest = await _oldest_unpublished(session)
+            except Exception:
+                log.warning("outbox_backlog_unreadable", database=database)
+                continue
+            OUTBOX_BACKLOG.labels(database).set(backlog)
+            age = (utcnow() - oldest).total_seconds() if oldest is not None else 0.0
+            OUTBOX_OLDEST_AGE.labels(database).set(max(age, 0.0))
+
     def add_background(self, name: str, task: BackgroundTask) -> None:
         self.background.append((name, task))
 
@@ -204,29 +251,40 @@ class Platform:
 
     async def _watch_backlog(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
-            for url in self.relays:
-                try:
-                    async with self.databases.sessions_for(self._context_of(url))() as session:
-                        OUTBOX_BACKLOG.labels(url.split("@")[-1]).set(
-                            await count_unpublished(session)
-                        )
-                except Exception:
-                    log.warning("outbox_backlog_unreadable", database=url.split("@")[-1])
+            await self.measure_outbox()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=15)
 
     async def readiness(self, *, within: float = 2.0) -> dict[str, str]:
         """Each dependency checked with a deadline: an unreachable (not refusing) server must not
-        hang the probe past its own timeout."""
-        try:
-            return await asyncio.wait_for(self._readiness(), timeout=within)
-        except TimeoutError:
-            return {"deadline": f"error: checks took longer than {within}s"}
-
-    async def _readiness(self) -> dict[str, str]:
+        hang the probe past its own timeout. Every outcome is also ``haot_dependency_up``: 1 for
+        a check that passed, 0 for one that failed or had not answered by the deadline."""
         checks: dict[str, str] = {}
-        for url in self.databases.distinct_urls(self.contexts):
-            name = "database" if len(self.relays) == 1 else f"database:{url.split('@')[-1]}"
+        try:
+            await asyncio.wait_for(self._readiness(checks), timeout=within)
+        except TimeoutError:
+            for name in self._dependency_names():
+                DEPENDENCY_UP.labels(name).set(1 if checks.get(name) == "ok" else 0)
+            return {"deadline": f"error: checks took longer than {within}s"}
+        for name, outcome in checks.items():
+            if outcome != "in-process":
+                DEPENDENCY_UP.labels(name).set(1 if outcome == "ok" else 0)
+        return checks
+
+    def _database_checks(self) -> list[tuple[str, str]]:
+        """(check name, URL) of every database of this process."""
+        return [
+            ("database" if len(self.relays) == 1 else f"database:{url.split('@')[-1]}", url)
+            for url in self.databases.distinct_urls(self.contexts)
+        ]
+
+    def _dependency_names(self) -> list[str]:
+        names = [name for name, _ in self._database_checks()] + ["redis"]
+        return [*names, "broker"] if self.settings.kafka_enabled else names
+
+    async def _readiness(self, checks: dict[str, str]) -> None:
+        """Fills ``checks`` as each answers (what answered before a deadline is kept)."""
+        for name, url in self._database_checks():
             try:
                 async with self.databases.sessions_for(self._context_of(url))() as session:
                     await session.execute(text("SELECT 1"))
@@ -245,7 +303,6 @@ class Platform:
             checks["broker"] = "ok" if await self.transport.ping() else "error: unreachable"
         else:
             checks["broker"] = "in-process"
-        return checks
 
     async def stop(self) -> None:
         self._stop.set()
@@ -266,3 +323,15 @@ class Platform:
         await self.transport.stop()
         await self.redis.aclose()
         await self.databases.dispose()
+
+
+async def _oldest_unpublished(session: AsyncSession) -> datetime | None:
+    """When the oldest unpublished outbox row was written (the partial index on unpublished ids
+    finds it at once), or None when every row is published."""
+    statement = (
+        select(OutboxMessage.occurred_at)
+        .where(OutboxMessage.published_at.is_(None))
+        .order_by(OutboxMessage.id)
+        .limit(1)
+    )
+    return (await session.execute(statement)).scalar_one_or_none()

@@ -64,6 +64,9 @@ class Jobs:
     ) -> None:
         """``dry_run``: the job can report what it would do without doing it."""
         self._jobs[name] = Job(name=name, run=run, every_seconds=every_seconds, dry_run=dry_run)
+        # Both outcomes exported from the start (at 0), so the first failure is an increase.
+        for outcome in ("ok", "error"):
+            JOB_RUNS.labels(name, outcome)
 
     def names(self) -> list[str]:
         return sorted(self._jobs)

@@ -33,8 +33,17 @@ HTTP_IN_FLIGHT = Gauge(
 )
 OUTBOX_PUBLISHED = Counter("haot_outbox_published_total", "Outbox rows published")
 OUTBOX_RELAY_ERRORS = Counter("haot_outbox_relay_errors_total", "Outbox relay failures")
+# Gauges of shared state (a database, Redis) are measured by more than one process (each worker
+# of ``haot serve --workers N``, at a scrape or every 15 s): the most recent measurement is the
+# value, never one left behind by a worker that has not measured for a while or has died.
 OUTBOX_BACKLOG = Gauge(
-    "haot_outbox_backlog", "Unpublished outbox rows", ["database"], multiprocess_mode="max"
+    "haot_outbox_backlog", "Unpublished outbox rows", ["database"], multiprocess_mode="mostrecent"
+)
+OUTBOX_OLDEST_AGE = Gauge(
+    "haot_outbox_oldest_age_seconds",
+    "Seconds since the oldest unpublished outbox row was written (0: none unpublished)",
+    ["database"],
+    multiprocess_mode="mostrecent",
 )
 EVENTS_CONSUMED = Counter("haot_events_consumed_total", "Events applied by consumers", ["consumer"])
 EVENTS_DUPLICATE = Counter(
@@ -52,6 +61,13 @@ CONSUMER_LAG = Gauge(
     multiprocess_mode="max",
 )
 RATE_LIMITED = Counter("haot_rate_limited_total", "Requests refused by a rate limit", ["limit"])
+DEPENDENCY_UP = Gauge(
+    "haot_dependency_up",
+    "1 when a dependency passed this process's last readiness check (/readyz, and every scrape),"
+    " 0 when it failed; labelled by the check's name in /readyz",
+    ["dependency"],
+    multiprocess_mode="mostrecent",
+)
 
 
 def render_metrics() -> tuple[bytes, str]:

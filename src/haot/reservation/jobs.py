@@ -5,11 +5,28 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from haot.platform.clock import seoul_today
+from prometheus_client import Gauge
+
+from haot.platform.clock import seoul_today, utcnow
 from haot.platform.uow import UnitOfWorkFactory
 from haot.reservation.domain import ReservationStatus
 from haot.reservation.repository import ReservationRepository
 from haot.reservation.service import move
+
+PENDING_OVERDUE = Gauge(
+    "haot_reservation_pending_overdue_seconds",
+    "Seconds since the hold of the longest-overdue PENDING reservation expired (0: none overdue;"
+    " expire-holds gives each up within 15 s)",
+    multiprocess_mode="mostrecent",
+)
+
+
+async def measure_overdue_holds(uow_factory: UnitOfWorkFactory) -> None:
+    """``haot_reservation_pending_overdue_seconds``, measured when Prometheus scrapes."""
+    now = utcnow()
+    async with uow_factory() as uow:
+        oldest = await ReservationRepository(uow.session).oldest_overdue_hold(now=now)
+    PENDING_OVERDUE.set((now - oldest).total_seconds() if oldest is not None else 0.0)
 
 
 async def expire_holds(uow_factory: UnitOfWorkFactory, *, now: datetime, chunk: int = 200) -> int:

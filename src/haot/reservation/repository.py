@@ -119,6 +119,14 @@ class ReservationRepository:
         ).all()
         return rows, int(total)
 
+    async def oldest_overdue_hold(self, *, now: datetime) -> datetime | None:
+        """The earliest expiry among PENDING reservations already past it, or None."""
+        statement = select(func.min(Reservation.expires_at)).where(
+            Reservation.status == "PENDING", Reservation.expires_at < now
+        )
+        oldest: datetime | None = (await self.session.execute(statement)).scalar_one_or_none()
+        return oldest
+
     async def claim_expired(self, *, now: datetime, limit: int) -> Sequence[Reservation]:
         """PENDING reservations past their expiry, locked; parallel workers take disjoint chunks."""
         statement = (

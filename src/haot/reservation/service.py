@@ -58,6 +58,15 @@ from haot.reservation.schemas import (
 log = structlog.get_logger(__name__)
 
 RESERVATIONS = Counter("haot_reservations_total", "Reservation transitions", ["status"])
+BOOKING_SAGAS = Counter(
+    "haot_booking_sagas_total",
+    "Booking sagas (ADR 0005; not bookings made in one transaction) by outcome: completed,"
+    " refused (a step said no: sold out, coupon or points gone) or failed (a step's context"
+    " unavailable or in error, or an unexpected error)",
+    ["outcome"],
+)
+for _outcome in ("completed", "refused", "failed"):  # exported at 0: a first failure shows
+    BOOKING_SAGAS.labels(_outcome)
 
 
 class ReservationNotFound(NotFound):
@@ -346,13 +355,17 @@ class ReservationService:
         if isinstance(reservation, Booked):
             return reservation
         try:
-            return Booked(await self._run_saga(reservation, request), replayed=False)
+            created = await self._run_saga(reservation, request)
         except HaotError as exc:
+            BOOKING_SAGAS.labels("refused" if exc.status < 500 else "failed").inc()
             await self._fail(reservation.id, exc.detail)
             raise
         except Exception:
+            BOOKING_SAGAS.labels("failed").inc()
             await self._fail(reservation.id, "internal error while booking")
             raise
+        BOOKING_SAGAS.labels("completed").inc()
+        return Booked(created, replayed=False)
 
     async def _refuse_early(
         self, principal: Principal, request: StayRequest, idempotency_key: str | None
