@@ -45,6 +45,12 @@ OVER_ISSUE_REFUSED = Counter(
 STREAM_BACKLOG = Gauge(
     "haot_coupon_claim_backlog", "Admitted claims not yet persisted", multiprocess_mode="max"
 )
+STOCK_REMAINING = Gauge(
+    "haot_coupon_stock_remaining",
+    "Coupons still to be admitted across the active events, as Redis counts them (events"
+    " without a quantity not counted): with the coupons issued, how far a drop is from its cap",
+    multiprocess_mode="max",
+)
 
 
 class CouponSoldOut(Conflict):
@@ -276,6 +282,10 @@ class Issuance:
         if now >= self._backlog_gauge_at:
             self._backlog_gauge_at = now + 1.0
             STREAM_BACKLOG.set(sum([await self._drops.backlog(e) for e in events]))
+            stock = await self._drops.remaining(events)
+            STOCK_REMAINING.set(
+                sum(left for left in stock.values() if left is not None and left > 0)
+            )
         return moved
 
     async def pump(self, transport: Transport, stop: asyncio.Event) -> None:

@@ -32,6 +32,15 @@ from haot.point.schemas import BalanceRead, DeductionCreate, EntryRead, GrantCre
 
 POINTS_EXPIRED = Counter("haot_points_expired_total", "Points expired by the expiry job")
 LOTS_EXPIRED = Counter("haot_point_lots_expired_total", "Lots processed by the expiry job")
+POINTS_MOVED = Counter(
+    "haot_points_moved_total",
+    "Points moved by ledger entries once committed, by entry type: EARN (stays completed), USE"
+    " (bookings confirmed), CANCEL_USE (given back on cancellation), EXPIRE, ADMIN_GRANT,"
+    " ADMIN_DEDUCT",
+    ["type"],
+)
+for _type in EntryType:  # every type exported from the start (at 0), so a first one shows
+    POINTS_MOVED.labels(_type.value)
 
 HELD, SPENT, RELEASED = "HELD", "SPENT", "RELEASED"
 EXPIRING_WINDOW = timedelta(days=30)
@@ -110,6 +119,12 @@ class PointService:
             created_at=utcnow(),
         )
         PointRepository(uow.session).add(entry)
+        moved = POINTS_MOVED.labels(type.value)
+
+        async def count() -> None:
+            moved.inc(abs(amount))
+
+        uow.after_commit(count, wait=True)
         return entry
 
     def _new_lot(
