@@ -64,6 +64,7 @@ services:
 	@bash scripts/ensure-services.sh
 	@bash scripts/ensure-chromium.sh
 	@bash scripts/ensure-nginx.sh
+	@bash scripts/ensure-prometheus.sh
 
 check: install-dev lint typecheck
 
