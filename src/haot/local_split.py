@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import ctypes
 import json
 import os
 import secrets
@@ -457,11 +458,15 @@ class LocalSplit:
 def exit_with_parent() -> None:
     """In the child before it runs: SIGTERM when the thread that started it ends (Linux
     ``PR_SET_PDEATHSIG``), so parts started from a test session never outlive it. Start parts
-    from the main thread: a helper thread's exit would stop them."""
-    import ctypes
+    from the main thread: a helper thread's exit would stop them. Only an already resolved C
+    call runs in the child: between fork and exec, nothing may take a lock another thread of
+    the parent might have held (loading a library would)."""
+    _PRCTL(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
-    pr_set_pdeathsig = 1
-    ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
+
+_PR_SET_PDEATHSIG = 1
+# Resolved once, in the parent, when this module is imported.
+_PRCTL = ctypes.CDLL(None, use_errno=True).prctl
 
 
 def running_processes(layout: SplitLayout) -> list[str]:
