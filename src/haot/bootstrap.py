@@ -82,7 +82,7 @@ def _wire_lodging(platform: Platform) -> None:
         platform.on_stop(offers.close)
     platform.services["lodging.search"] = LodgingSearch(uow=uow, cache=cache, offers=offers)
     platform.services["lodging.offers"] = offers
-    inventory = Inventory(uow=uow, feed=feed)
+    inventory = Inventory(uow=uow, cache=cache)
     platform.services["lodging.client"] = InProcessLodgingClient(inventory)
     platform.register_consumer(lodging_consumer(uow, inventory))
     platform.register_consumer(lodging_review_consumer(uow, service))

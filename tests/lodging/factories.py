@@ -286,8 +286,8 @@ async def hold_night(
     client: httpx.AsyncClient, room_type_id: str, night: date, *, confirm: bool = False
 ) -> uuid.UUID:
     """Hold one room of one night the way a reservation does (and sell it when ``confirm``);
-    answers the reservation id for ``release_hold``. Holds move inventory without touching the
-    public cache, so tests hold before their first public read."""
+    answers the reservation id for ``release_hold``. A hold empties the lodging's cached calendars,
+    not the cached search pages, so tests hold before their first search."""
     lodging = _lodging_client(client)
     reservation_id = uuid.uuid4()
     await lodging.hold(reservation_id, uuid.UUID(room_type_id), night, night + timedelta(days=1), 1)

@@ -3,22 +3,78 @@ SQL statements whatever the number of results."""
 
 from __future__ import annotations
 
+from datetime import date
+
 import httpx
 
 from tests.lodging.factories import (
     API,
     Actor,
     assert_problem,
+    confirm_hold,
     count_statements,
     create_listing,
     create_room_type,
     day,
+    hold_night,
     ids,
     install_statement_counter,
     month,
     put_calendar,
+    release_hold,
     search_ok,
 )
+
+
+async def available_on(client: httpx.AsyncClient, lodging_id: str, night: date) -> int:
+    calendar = await client.get(
+        f"{API}/lodgings/{lodging_id}/calendar", params={"month": month(night)}
+    )
+    assert calendar.status_code == 200, calendar.text
+    (room_type,) = calendar.json()["room_types"]
+    (found,) = [d for d in room_type["days"] if d["date"] == night.isoformat()]
+    available: int = found["available"]
+    return available
+
+
+async def test_every_hold_sale_and_release_shows_on_the_next_calendar_read(
+    app_client: httpx.AsyncClient, host: Actor
+) -> None:
+    """A lodging's calendar is what a guest picks nights from: a room held, sold or given back
+    shows on the very next read, even when the calendar was cached just before (a guest who
+    has just cancelled must see the night free again, not in up to a cache TTL)."""
+    listing = await create_listing(app_client, host, total_rooms=2)
+    install_statement_counter(app_client)
+    night = day(6)
+    assert await available_on(app_client, listing.id, night) == 2
+    with count_statements() as cached:
+        assert await available_on(app_client, listing.id, night) == 2
+    assert cached == [], "the second read must come from the cache"
+
+    reservation_id = await hold_night(app_client, listing.room_type_id, night)
+    assert await available_on(app_client, listing.id, night) == 1
+    await confirm_hold(app_client, reservation_id)
+    assert await available_on(app_client, listing.id, night) == 1
+    sold = await hold_night(app_client, listing.room_type_id, night, confirm=True)
+    assert await available_on(app_client, listing.id, night) == 0
+    await release_hold(app_client, sold)
+    assert await available_on(app_client, listing.id, night) == 1
+    await release_hold(app_client, reservation_id)
+    assert await available_on(app_client, listing.id, night) == 2
+
+
+async def test_a_booking_leaves_other_lodgings_calendars_cached(
+    app_client: httpx.AsyncClient, host: Actor
+) -> None:
+    booked = await create_listing(app_client, host, name="Booked")
+    other = await create_listing(app_client, host, name="Other")
+    install_statement_counter(app_client)
+    night = day(6)
+    await available_on(app_client, other.id, night)
+    await hold_night(app_client, booked.room_type_id, night)
+    with count_statements() as after_the_hold:
+        await available_on(app_client, other.id, night)
+    assert after_the_hold == [], after_the_hold
 
 
 async def test_price_change_is_visible_on_the_next_search(

@@ -17,7 +17,7 @@ from typing import Any, Protocol, cast
 from sqlalchemy import ColumnElement, Select, Table, bindparam, select, update
 from sqlalchemy.orm import Bundle
 
-from haot.lodging.changes import ChangeFeed
+from haot.lodging.cache import LodgingCache
 from haot.lodging.domain import RefundRule, nights_of, stay_problem
 from haot.lodging.errors import InvalidStay, LodgingNotFound, RoomTypeNotFound
 from haot.lodging.models import Hold, Lodging, Night, RoomType
@@ -66,15 +66,16 @@ class StayQuote:
 
 
 class Inventory:
-    def __init__(self, *, uow: UnitOfWorkFactory, feed: ChangeFeed | None = None) -> None:
+    def __init__(self, *, uow: UnitOfWorkFactory, cache: LodgingCache | None = None) -> None:
         self._uow = uow
-        self._feed = feed
+        self._cache = cache
 
-    def _announce(self, uow: UnitOfWork, room_type_id: uuid.UUID) -> None:
-        """Tell the offer indexes once the unit (or the booking it joined) has committed."""
-        feed = self._feed
-        if feed is not None:
-            uow.after_commit(lambda: feed.room_type_changed(room_type_id), wait=True)
+    def _announce(self, uow: UnitOfWork, lodging_id: uuid.UUID, room_type_id: uuid.UUID) -> None:
+        """Tell the offer indexes and the lodging's cached calendars, once the unit (or the
+        booking it joined) has committed."""
+        cache = self._cache
+        if cache is not None:
+            uow.after_commit(lambda: cache.inventory_moved(lodging_id, room_type_id), wait=True)
 
     async def _stay(
         self,
@@ -260,7 +261,7 @@ class Inventory:
             ).first()
             if inserted is None:
                 raise _HeldBefore(joined=uow.joined)  # rolls the rooms just taken back
-            self._announce(uow, room_type_id)
+            self._announce(uow, lodging.id, room_type_id)
             await uow.commit()
         nights = sorted((row.date, row.price) for row in taken)
         return _stay_quote(lodging, room_type, check_in, check_out, nights)
@@ -333,7 +334,7 @@ class Inventory:
         )
         hold.status = to
         hold.updated_at = now
-        self._announce(uow, hold.room_type_id)
+        self._announce(uow, hold.lodging_id, hold.room_type_id)
         return True
 
     async def confirm(self, reservation_id: uuid.UUID) -> bool:

@@ -366,9 +366,10 @@ class LodgingSearch:
 
     async def calendar(self, lodging_id: uuid.UUID, month: str) -> PublicCalendar:
         start, end = month_range(month)
-        return await self._cache.get_or_load(
+        return await self._cache.get_or_load_of_lodging(
             "calendar",
-            f"{lodging_id}|{month}",
+            lodging_id,
+            month,
             PublicCalendar,
             lambda: self._calendar(lodging_id, month, start, end),
         )
