@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import gc
-import hmac
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
@@ -11,18 +10,15 @@ from typing import TYPE_CHECKING, Any
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.openapi.utils import get_openapi
-from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
-from starlette.requests import Request
-from starlette.responses import Response
 
 from haot.bootstrap import api_routers, build_platform, direct_routes, internal_routers
 from haot.payment.gateway import PaymentGateway
 from haot.platform.body_limit import BodyLimitMiddleware
 from haot.platform.direct import DirectRequest, DirectResponse, DirectRoute, DirectRoutesMiddleware
 from haot.platform.idempotency import IdempotencyMiddleware
-from haot.platform.metrics import render_metrics
 from haot.platform.observability import RequestContextMiddleware, configure_logging
+from haot.platform.probes import HEALTHY, probe_routes
 from haot.platform.problems import install_problem_handlers
 from haot.platform.settings import CONTEXTS, Settings, get_settings
 from haot.platform.web import API_PREFIX
@@ -108,34 +104,7 @@ def create_app(
     else:
         install_problem_handlers(app)
 
-    @app.get("/healthz", include_in_schema=False)
-    async def healthz() -> Response:
-        return Response(HEALTHY, media_type="application/json")
-
-    @app.get("/readyz", include_in_schema=False)
-    async def readyz(request: Request) -> Response:
-        checks = await request.app.state.platform.readiness()
-        ready = all(v in ("ok", "in-process") for v in checks.values())
-        return JSONResponse(
-            {"status": "ready" if ready else "unavailable", "checks": checks},
-            status_code=200 if ready else 503,
-        )
-
-    if settings.metrics_served:
-        expected = f"Bearer {settings.metrics_token}".encode() if settings.metrics_token else None
-
-        @app.get("/metrics", include_in_schema=False)
-        async def metrics(request: Request) -> Response:
-            given = request.headers.get("authorization", "").encode()
-            if expected is not None and not hmac.compare_digest(given, expected):
-                return Response(status_code=401, headers={"WWW-Authenticate": "Bearer"})
-            # Readiness (haot_dependency_up) and the gauges of shared state, measured now.
-            platform = getattr(request.app.state, "platform", None)
-            if platform is not None:
-                await platform.measure_for_scrape()
-            body, content_type = render_metrics()
-            return Response(body, media_type=content_type)
-
+    app.router.routes.extend(probe_routes(settings))
     # After the probes: routes are matched in order, and probes and scrapes come every few seconds.
     for router in [*api_routers(contexts), *internal_routers(contexts)]:
         app.include_router(router)
@@ -200,7 +169,6 @@ def create_app(
     return app
 
 
-HEALTHY = b'{"status":"ok"}'
 PAGES_ALONE_NEED_API_URL = (
     "the pages served without the whole API call it at HAOT_WEB_API_URL (the gateway's "
     "address, e.g. http://127.0.0.1:8080): set it"

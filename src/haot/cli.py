@@ -132,15 +132,26 @@ def cmd_worker(args: argparse.Namespace) -> None:
     configure_logging(settings.log_level, json=settings.log_json)
 
     async def run() -> None:
+        from haot.platform.worker_http import WorkerProbes
+
         platform = build_platform(settings, contexts=_contexts(args.context))
         await platform.start()
+        probes = None
+        if args.metrics_port is not None:
+            probes = WorkerProbes(
+                settings, platform, host=args.metrics_host, port=args.metrics_port
+            )
+            await probes.start()
         platform.start_workers()
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
         await stop.wait()
+        # Scraped until its consumers have stopped: their last counts are not lost.
         await platform.stop()
+        if probes is not None:
+            await probes.stop()
 
     asyncio.run(run())
 
@@ -279,6 +290,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     worker = sub.add_parser("worker", help="run outbox relays, event consumers and jobs")
     worker.add_argument("--context", choices=CONTEXTS)
+    worker.add_argument(
+        "--metrics-port",
+        type=int,
+        help="serve /metrics (HAOT_METRICS_TOKEN), /healthz and /readyz on this port",
+    )
+    worker.add_argument("--metrics-host", default="127.0.0.1")
     worker.set_defaults(func=cmd_worker)
 
     migrate = sub.add_parser("migrate", help="apply database migrations")

@@ -51,6 +51,8 @@ class SplitLayout:
     root: Path = Path("var/split")
     gateway_port: int = 8080
     first_service_port: int = 8101
+    # Each worker's /metrics, /healthz and /readyz (``haot worker --metrics-port``).
+    first_worker_port: int = 8111
     broker_port: int = 19392
     redis_port: int = 16379
     postgres_server: str = "postgresql://postgres@127.0.0.1:5432"
@@ -66,7 +68,8 @@ class SplitLayout:
     gateway_burst: int = 400
     seed: bool = True
     extra_environment: Mapping[str, str] = field(default_factory=dict)
-    # A port per served process instead of consecutive ones from first_service_port (tests).
+    # A port per served process (a context, the pages, or "<context>-worker") instead of
+    # consecutive ones from first_service_port and first_worker_port (tests).
     service_ports: Mapping[str, int] = field(default_factory=dict)
     # Every part dies with the process that started it (tests: an interrupted session leaves
     # nothing behind). ``make split`` leaves them running: ``up`` returns at once.
@@ -78,6 +81,14 @@ class SplitLayout:
 
     def port_of(self, name: str) -> int:
         return self.service_ports.get(name) or self.first_service_port + SERVED.index(name)
+
+    def worker_port_of(self, context: str) -> int:
+        return self.service_ports.get(f"{context}-worker") or (
+            self.first_worker_port + CONTEXTS.index(context)
+        )
+
+    def worker_url_of(self, context: str) -> str:
+        return f"http://127.0.0.1:{self.worker_port_of(context)}"
 
     def url_of(self, name: str) -> str:
         return f"http://127.0.0.1:{self.port_of(name)}"
@@ -288,7 +299,16 @@ class LocalSplit:
                 )
             )
             if name != WEB:
-                parts.append(Part(f"{name}-worker", self._haot("worker", "--context", name), env))
+                worker = ["worker", "--context", name]
+                metrics = ["--metrics-port", str(layout.worker_port_of(name))]
+                parts.append(
+                    Part(
+                        f"{name}-worker",
+                        self._haot(*worker, *metrics),
+                        env,
+                        ready_url=f"{layout.worker_url_of(name)}/readyz",
+                    )
+                )
         parts.append(
             Part(
                 "gateway",
@@ -411,7 +431,7 @@ class LocalSplit:
             ):
                 return True
             return False
-        return True  # a worker: nothing to ask; it runs or it exits
+        return True  # nothing to ask: it runs or it exits
 
     def _run_to_completion(
         self, commands: list[list[str]], envs: list[dict[str, str]], label: str

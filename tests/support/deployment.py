@@ -241,6 +241,7 @@ def split(directory: Path) -> Iterator[Deployment]:
     of its own, dropped after. Skipped (failed under CI=true) when PostgreSQL, redis-server or
     nginx is missing; a part that does not come up fails."""
     from haot.local_split import SERVED, LocalSplit, SplitLayout, drop_databases
+    from haot.platform.settings import CONTEXTS
 
     for binary in ("redis-server", "nginx"):
         if not (shutil.which(binary) or Path(f"/usr/sbin/{binary}").exists()):
@@ -253,7 +254,8 @@ def split(directory: Path) -> Iterator[Deployment]:
         broker_port=free_port(),
         redis_port=free_port(),
         object_store_port=free_port(),
-        service_ports={name: free_port() for name in SERVED},
+        service_ports={name: free_port() for name in SERVED}
+        | {f"{context}-worker": free_port() for context in CONTEXTS},
         database_prefix=f"haot_e2e_split_{secrets.token_hex(4)}_",
         # The flows sign up and log in some fifty guests from one address within a minute; the
         # suite's own connections share the PostgreSQL server.
