@@ -369,7 +369,12 @@ def test_compose_runs_every_context_split_with_its_migration_first(compose: dict
         assert migrate["healthcheck"] == {"disable": True}
         assert migrate["depends_on"]["postgres"]["condition"] == "service_healthy"
         assert serve["command"][:3] == ["serve", "--context", context]
-        assert worker["command"] == ["worker", "--context", context]
+        assert worker["command"][:3] == ["worker", "--context", context]
+        # Its probes and /metrics, where its healthcheck and Prometheus ask.
+        port = listening_port(worker)
+        assert f"http://127.0.0.1:{port}/readyz" in worker["healthcheck"]["test"][-1]
+        served = listening_port(serve)
+        assert f"http://127.0.0.1:{served}/readyz" in serve["healthcheck"]["test"][-1]
         for each in (migrate, serve, worker):
             assert each["environment"]["HAOT_DATABASE_URL"] == database + context
         for each in (serve, worker):
@@ -399,10 +404,10 @@ def test_compose_waits_only_on_what_can_be_waited_on(compose: dict[str, Any]) ->
                 assert services[target].get("restart") == "no", f"{target} is not a one-shot"
             else:
                 assert condition == "service_started", condition
-    # Every serving process is probed; processes that serve no HTTP say so.
+    # Every serving process and every worker is probed; one-shot processes say they are not.
     for name, service in haot_services(compose).items():
         command = service["command"]
-        if command[0] == "serve":
+        if command[0] in ("serve", "worker"):
             assert "/readyz" in " ".join(service["healthcheck"]["test"]), name
         else:
             assert service["healthcheck"] == {"disable": True}, name
@@ -475,10 +480,14 @@ def test_compose_ports_and_addresses_agree(compose: dict[str, Any]) -> None:
 
 
 def listening_port(service: dict[str, Any]) -> int:
-    """Where a compose service listens: haot's --port, nginx's listen, or a known image's."""
+    """Where a compose service listens: haot's --port (a worker's --metrics-port, on every
+    address), nginx's listen, or a known image's."""
     command = service.get("command") or []
     if "--port" in command:
         return int(command[command.index("--port") + 1])
+    if "--metrics-port" in command:
+        assert command[command.index("--metrics-host") + 1] == "0.0.0.0", command
+        return int(command[command.index("--metrics-port") + 1])
     if str(service.get("image", "")).startswith("nginx:"):
         match = re.search(
             r"listen [\d.]+:(\d+)", (COMPOSE_DIR / "gateway" / "nginx.conf").read_text()
@@ -562,16 +571,28 @@ def test_prometheus_scrapes_the_compose_services(compose: dict[str, Any]) -> Non
         if all(c.get("labels", {}).get("deployment") == "split" for c in job["static_configs"])
     ]
     assert split, "a scrape job for the split deployment"
-    scraped = set()
+    scraped: dict[str, set[str]] = {"server": set(), "worker": set()}
     for job in split:
         credentials = job["authorization"]["credentials_file"]
         assert str(config_path.parent / credentials) in secret_targets
         for static in job["static_configs"]:
+            labels = static["labels"]
             for target in static["targets"]:
                 host, port = target.split(":")
                 assert listening_port(services[host]) == int(port), target
-                scraped.add(host)
-    assert scraped == set(ROUTED_CONTEXTS)
+                assert (
+                    services[host]["command"][0]
+                    == {"server": "serve", "worker": "worker"}[labels["component"]]
+                ), target
+                assert services[host]["command"][2] == labels["service"], target
+                scraped[labels["component"]].add(labels["service"])
+    # Every serving process, and every worker: what only workers measure is scraped too.
+    assert scraped == {"server": set(ROUTED_CONTEXTS), "worker": set(CONTEXTS)}
+    (all_in_one,) = yaml.safe_load((prometheus_dir / "prometheus-all-in-one.yml").read_text())[
+        "scrape_configs"
+    ]
+    assert all_in_one["job_name"] == "haot-all-in-one"
+    assert all_in_one["authorization"] == split[0]["authorization"]
 
 
 def test_grafana_gets_its_dashboards_and_data_sources(compose: dict[str, Any]) -> None:
@@ -747,7 +768,16 @@ def test_every_context_runs_as_server_worker_and_migration(
         server = deployments[context]["spec"]["template"]["spec"]["containers"][0]
         assert server["args"][:3] == ["serve", "--context", context]
         worker = deployments[f"{context}-worker"]["spec"]["template"]["spec"]["containers"][0]
-        assert worker["args"] == ["worker", "--context", context]
+        assert worker["args"] == [
+            "worker", "--context", context, "--metrics-port", "9100", "--metrics-host", "0.0.0.0"
+        ]  # fmt: skip
+        # Probed and scraped where it serves its probes and /metrics.
+        (port,) = worker["ports"]
+        assert (port["name"], port["containerPort"]) == ("metrics", 9100)
+        assert worker["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "metrics"}
+        assert worker["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "metrics"}
+        annotations = deployments[f"{context}-worker"]["spec"]["template"]["metadata"]
+        assert annotations["annotations"]["prometheus.io/port"] == "9100"
         migrate = jobs[f"migrate-{context}"]["spec"]["template"]["spec"]["containers"][0]
         assert migrate["args"] == ["migrate", "--context", context]
         for container in (server, worker, migrate):

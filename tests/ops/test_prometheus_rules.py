@@ -38,7 +38,7 @@ TEST_FILES = sorted((PROMETHEUS / "tests").glob("*.yml"))
 OPERATIONS = ROOT / "docs" / "operations.md"
 
 # Labels every scraped series carries: Prometheus's own, and the targets' (prometheus.yml).
-TARGET_LABELS = frozenset({"job", "instance", "deployment", "service"})
+TARGET_LABELS = frozenset({"job", "instance", "deployment", "service", "component"})
 # Series Prometheus makes itself, not the code.
 PROMETHEUS_SERIES = frozenset({"up"})
 SEVERITIES = frozenset({"critical", "warning"})
@@ -79,9 +79,10 @@ def test_the_configuration_is_valid(promtool: str, tmp_path: Path) -> None:
     token = copy / "secrets" / "haot-metrics-token"
     token.parent.mkdir(exist_ok=True)
     token.write_text("a-token-for-promtool\n")
-    output = run_promtool(promtool, "check", "config", "prometheus.yml", cwd=copy)
-    for rule_file in RULE_FILES:
-        assert rule_file.name in output  # checked through rule_files, not left out
+    for config in ("prometheus.yml", "prometheus-all-in-one.yml"):
+        output = run_promtool(promtool, "check", "config", config, cwd=copy)
+        for rule_file in RULE_FILES:
+            assert rule_file.name in output  # checked through rule_files, not left out
 
 
 def test_the_rules_are_valid(promtool: str) -> None:
