@@ -74,6 +74,7 @@ def cmd_serve(args: argparse.Namespace) -> None:
         from haot.app import PAGES_ALONE_NEED_API_URL
 
         raise SystemExit(f"haot: {PAGES_ALONE_NEED_API_URL}")
+    settings.refuse_sqlite_in_production(_contexts(args.context))
     if args.migrate and args.context != PAGES:
         _migrate(settings, _contexts(args.context))
     os.environ["HAOT_SERVE_CONTEXTS"] = args.context or ",".join(CONTEXTS)
@@ -115,6 +116,7 @@ def _migrate(settings: Settings, contexts: tuple[str, ...]) -> None:
     from haot.platform.migrate import migrate
     from haot.platform.observability import configure_logging
 
+    settings.refuse_sqlite_in_production(contexts)
     configure_logging(settings.log_level, json=settings.log_json)  # alembic's lines as JSON
     migrate(settings, contexts=contexts)
 
@@ -129,6 +131,7 @@ def cmd_worker(args: argparse.Namespace) -> None:
     from haot.platform.observability import configure_logging
 
     settings = get_settings()
+    settings.refuse_sqlite_in_production(_contexts(args.context))
     configure_logging(settings.log_level, json=settings.log_json)
 
     async def run() -> None:

@@ -8,12 +8,15 @@ import os
 import secrets
 import subprocess
 import sys
+import time
 from typing import Any
 
+import httpx
 import pytest
 from pydantic import ValidationError
 
 from haot.app import create_app
+from haot.bootstrap import build_platform
 from haot.platform.settings import (
     FAKE_PORTONE_API_SECRET,
     TEST_JWT_SECRET,
@@ -21,6 +24,7 @@ from haot.platform.settings import (
     Settings,
 )
 from haot.seed import seed
+from tests.support.services import free_port
 
 # Nothing here connects: the host does not exist, so a refusal must come before any connection.
 UNREACHABLE_POSTGRES = "postgresql+asyncpg://haot@unreachable.invalid:5432/haot"
@@ -146,3 +150,75 @@ def test_the_command_line_refuses_to_serve_production_with_the_fake() -> None:
     assert len(lines) == 1, result.stderr
     assert lines[0].startswith("haot: configuration error: production refuses the built-in fake")
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("field", ["database_url", "lodging_database_url"])
+def test_production_refuses_a_sqlite_database_it_is_given(field: str) -> None:
+    with pytest.raises(
+        ValidationError, match=f"production refuses SQLite: set HAOT_{field.upper()}"
+    ):
+        make(**{field: "sqlite+aiosqlite:///./haot.db"})
+
+
+def test_production_refuses_the_sqlite_default_where_a_database_is_opened() -> None:
+    """The pages alone open no database: HAOT_DATABASE_URL may stay unset for them, but every
+    process that keeps a context's tables refuses the SQLite default before it connects."""
+    values = production()
+    del values["database_url"]
+    settings = Settings(_env_file=None, **values)  # type: ignore[call-arg]
+    settings.refuse_sqlite_in_production(())  # the pages alone
+    with pytest.raises(RefusedInProduction, match="SQLite for the identity context"):
+        settings.refuse_sqlite_in_production(("identity",))
+    with_own = Settings(  # type: ignore[call-arg]
+        _env_file=None, **values, payment_database_url=UNREACHABLE_POSTGRES
+    )
+    with pytest.raises(RefusedInProduction, match="HAOT_LODGING_DATABASE_URL"):
+        with_own.refuse_sqlite_in_production(("payment", "lodging"))
+    # Its own database is not enough: the shared tables (idempotency keys) would be in SQLite.
+    with pytest.raises(RefusedInProduction, match="the shared tables"):
+        with_own.refuse_sqlite_in_production(("payment",))
+    make().refuse_sqlite_in_production(("payment", "lodging"))
+    # Even a platform built in code (no command line) refuses before anything connects.
+    with pytest.raises(RefusedInProduction, match="SQLite for the identity context"):
+        build_platform(settings, contexts=("identity",))
+
+
+@pytest.mark.parametrize(
+    "command", [["worker", "--context", "point"], ["migrate"], ["serve", "--port", "1"]]
+)
+def test_the_command_line_refuses_the_sqlite_default_in_one_line(command: list[str]) -> None:
+    env = _production_env()
+    del env["HAOT_DATABASE_URL"]
+    result = _haot(*command, **env)
+    assert result.returncode == 2, result.stderr
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith("haot: production refuses SQLite for the "), line
+
+
+def test_the_pages_alone_serve_in_production_without_a_database_url() -> None:
+    env = _production_env(HAOT_WEB_API_URL="http://127.0.0.1:9")
+    del env["HAOT_DATABASE_URL"]
+    port = free_port()
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("HAOT_")}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "haot.cli", "serve", "--context", "web", "--port", str(port)],
+        env={**clean, **env},
+        cwd="/",
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            assert process.poll() is None, process.communicate()[0]
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline, "the pages never answered"
+            time.sleep(0.1)
+    finally:
+        process.terminate()
+        process.communicate(timeout=30)

@@ -44,6 +44,8 @@ class Platform:
     def __init__(self, settings: Settings, *, contexts: tuple[str, ...] = CONTEXTS) -> None:
         self.settings = settings
         self.contexts = contexts
+        # Before any engine exists: in production, no database of this process may be SQLite.
+        settings.refuse_sqlite_in_production(contexts)
         self.databases = Databases(settings)
         self.redis: Redis = create_redis(settings)
         self.rate_limiter = RateLimiter(self.redis, enabled=settings.rate_limit_enabled)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import hmac
+from collections.abc import Sequence
 from functools import lru_cache
 from typing import Literal
 
@@ -185,8 +186,15 @@ class Settings(BaseSettings):
     def _production_needs_real_backends(self) -> Settings:
         if self.env != "production":
             return self
-        if self.database_url.startswith("sqlite"):
-            raise ValueError("production refuses SQLite: set HAOT_DATABASE_URL to PostgreSQL")
+        # The URLs configured: a process that opens no database (the pages alone) may leave
+        # HAOT_DATABASE_URL at its SQLite default, which ``refuse_sqlite_in_production`` then
+        # refuses where a process does open one.
+        configured = [f"{c}_database_url" for c in CONTEXTS] + ["database_url"]
+        for name in configured:
+            if name in self.model_fields_set and getattr(self, name).startswith("sqlite"):
+                raise ValueError(
+                    f"production refuses SQLite: set HAOT_{name.upper()} to PostgreSQL"
+                )
         if not self.portone_api_base:
             # The fake approves any payment for anyone who opens its checkout page.
             raise ValueError(
@@ -238,6 +246,25 @@ class Settings(BaseSettings):
         """The database a context keeps its tables in: its own URL if set, else the shared one."""
         own: str = getattr(self, f"{context}_database_url", "")
         return own or self.database_url
+
+    def refuse_sqlite_in_production(self, contexts: Sequence[str]) -> None:
+        """Raises ``RefusedInProduction`` when a production process serving ``contexts`` would
+        keep one of them, or the tables they share (idempotency keys, in HAOT_DATABASE_URL), in
+        SQLite: HAOT_DATABASE_URL left at its default. Serving none (the pages alone), it opens
+        no database and refuses nothing."""
+        if self.env != "production":
+            return
+        for context in contexts:
+            if self.database_url_for(context).startswith("sqlite"):
+                raise RefusedInProduction(
+                    f"production refuses SQLite for the {context} context: set "
+                    f"HAOT_DATABASE_URL (or HAOT_{context.upper()}_DATABASE_URL) to PostgreSQL"
+                )
+        if contexts and self.database_url.startswith("sqlite"):
+            raise RefusedInProduction(
+                "production refuses SQLite for the shared tables (idempotency keys): set "
+                "HAOT_DATABASE_URL to PostgreSQL"
+            )
 
     @property
     def embedded_redis(self) -> bool:
