@@ -173,8 +173,8 @@ class Platform:
     def on_scrape(self, measure: Measure) -> None:
         """Measure a gauge when Prometheus scrapes this process: state that any process serving
         a context can read (its database, Redis), so that it is fresh at every scrape whether or
-        not this process runs the relays, consumers and jobs (a split deployment's ``haot
-        worker`` serves no ``/metrics``)."""
+        not this process runs the relays, consumers and jobs (a worker started without
+        ``--metrics-port`` is scraped nowhere)."""
         self._on_scrape.append(measure)
 
     async def measure_for_scrape(self, *, within: float = 2.0) -> None:
