@@ -205,4 +205,6 @@ class GenerationCache:
         """Bump the generation of ``scope`` (None: of the namespace): later reads miss. Call it
         after the change has committed, or a reader could cache the old rows under the new
         generation."""
-        await self._redis.incr(self._generation_key(scope))
+        # Batched like the reads: every booking bumps its lodging's generation after commit, and
+        # concurrent bookings then share a round trip.
+        await self._batched.execute("INCR", self._generation_key(scope))
