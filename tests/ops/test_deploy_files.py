@@ -494,7 +494,13 @@ def listening_port(service: dict[str, Any]) -> int:
         )
         assert match
         return int(match.group(1))
-    known = {"prom/prometheus": 9090, "prom/alertmanager": 9093, "grafana/loki": 3100}
+    known = {
+        "prom/prometheus": 9090,
+        "prom/alertmanager": 9093,
+        "grafana/loki": 3100,
+        "otel/opentelemetry-collector-contrib": 4318,  # OTLP/HTTP (otel/collector.yaml)
+        "grafana/tempo": 3200,  # its HTTP API (tempo/tempo.yaml)
+    }
     return known[str(service["image"]).split(":")[0]]
 
 
@@ -609,6 +615,41 @@ def test_grafana_gets_its_dashboards_and_data_sources(compose: dict[str, Any]) -
         for source in yaml.safe_load(path.read_text())["datasources"]:
             host, port = re.fullmatch(r"http://([\w-]+):(\d+)", source["url"]).groups()  # type: ignore[union-attr]
             assert listening_port(services[host]) == int(port), source["url"]
+
+
+def test_every_haot_process_sends_its_spans_through_the_collector_to_tempo(
+    compose: dict[str, Any],
+) -> None:
+    services = compose["services"]
+    config = mount_target(compose, "otel-collector", "./otel/collector.yaml")
+    assert f"--config={config}" in services["otel-collector"]["command"]
+    collector = yaml.safe_load((COMPOSE_DIR / "otel" / "collector.yaml").read_text())
+    received = collector["receivers"]["otlp"]["protocols"]["http"]["endpoint"]
+    port = int(received.rsplit(":", 1)[1])
+    assert listening_port(services["otel-collector"]) == port
+    for name, service in haot_services(compose).items():
+        endpoint = service["environment"]["HAOT_OTEL_EXPORTER_OTLP_ENDPOINT"]
+        assert endpoint == f"http://otel-collector:{port}", name
+    pipeline = collector["service"]["pipelines"]["traces"]
+    for kind in ("receivers", "processors", "exporters"):
+        for component in pipeline[kind]:
+            assert component in collector[kind], f"{kind}: {component} is not configured"
+    for extension in collector["service"].get("extensions", []):
+        assert extension in collector["extensions"], extension
+    (exporter,) = [collector["exporters"][name] for name in pipeline["exporters"]]
+    host, tempo_port = exporter["endpoint"].split(":")
+    tempo = yaml.safe_load((COMPOSE_DIR / "tempo" / "tempo.yaml").read_text())
+    grpc = tempo["distributor"]["receivers"]["otlp"]["protocols"]["grpc"]["endpoint"]
+    assert (host, grpc.rsplit(":", 1)[1]) == ("tempo", tempo_port)
+    assert mount_target(compose, "tempo", "./tempo/tempo.yaml") in services["tempo"]["command"][0]
+    assert tempo["server"]["http_listen_port"] == listening_port(services["tempo"])
+    # Grafana links a trace to its log lines in Loki.
+    (loki,) = yaml.safe_load((LOKI / "grafana-datasource.yml").read_text())["datasources"]
+    sources = yaml.safe_load(
+        (DEPLOY / "grafana" / "provisioning" / "datasources" / "tempo.yml").read_text()
+    )["datasources"]
+    (tempo_source,) = [source for source in sources if source["type"] == "tempo"]
+    assert tempo_source["jsonData"]["tracesToLogsV2"]["datasourceUid"] == loki["uid"]
 
 
 def test_loki_alloy_and_the_log_alerts_fit_together(compose: dict[str, Any]) -> None:

@@ -5,7 +5,8 @@ The SDK builds its own ``httpx.AsyncClient``; the adapter swaps in one it owns (
 optional transport such as ``httpx.ASGITransport`` for the fake in-process, a request hook that
 sends the trace context of the request or event being served as ``traceparent``, and a response
 hook that turns PortOne 5xx answers into ``GatewayUnavailable`` before the SDK tries to parse
-them).
+them). With traces on, each call to PortOne is a CLIENT span (``_called``), whose id is the
+``traceparent`` sent.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import copy
 import functools
 import re
 from collections.abc import Mapping, Sequence
+from contextlib import AbstractContextManager
 from datetime import UTC, datetime
 from typing import Any
 
@@ -53,7 +55,7 @@ from haot.payment.gateway import (
     GatewayWebhook,
     InvalidWebhookSignature,
 )
-from haot.platform.observability import current_traceparent
+from haot.platform.observability import client_span, current_traceparent, record_response_status
 from haot.platform.settings import Settings
 
 log = structlog.get_logger(__name__)
@@ -122,6 +124,7 @@ async def _send_trace(request: httpx.Request) -> None:
 async def _raise_on_5xx(response: httpx.Response) -> None:
     """PortOne 5xx (or a proxy's HTML 502) means "try again later"; PortOne's own ``PG_PROVIDER``
     error also travels as 502 but is a real answer, left for the SDK to raise."""
+    record_response_status(response.status_code)
     if response.status_code < 500:
         return
     await response.aread()
@@ -223,6 +226,10 @@ class PortOneGateway:
         # clients (~0.1-0.5 s of TLS setup) that the adapter never uses; only the one it swaps in.
         self._sdk = copy.copy(_sdk_template(api_secret, base_url.rstrip("/"), store_id))
         self._sdk._async_client = self._http
+        self._span_attributes = {
+            "peer.service": "portone",
+            "server.address": httpx.URL(base_url).host,
+        }
 
     @classmethod
     def from_settings(
@@ -260,17 +267,23 @@ class PortOneGateway:
         log.warning("portone_unreadable_answer", action=action, error=type(exc).__name__)
         return GatewayError(f"PortOne answer to {action} was unreadable: {type(exc).__name__}")
 
+    def _called(self, action: str) -> AbstractContextManager[None]:
+        """A CLIENT span around one call to PortOne (traces on; else nothing)."""
+        return client_span(f"PortOne {action}", self._span_attributes)
+
     async def pre_register(self, payment_id: str, *, amount: int, currency: str = "KRW") -> None:
         try:
-            await self._sdk.pre_register_payment_async(
-                payment_id=payment_id, total_amount=amount, currency=currency
-            )
+            with self._called("pre-register"):
+                await self._sdk.pre_register_payment_async(
+                    payment_id=payment_id, total_amount=amount, currency=currency
+                )
         except Exception as exc:
             raise self._failure(exc, "pre-register") from exc
 
     async def get_payment(self, payment_id: str) -> GatewayPayment | None:
         try:
-            payment = await self._sdk.get_payment_async(payment_id=payment_id)
+            with self._called("get payment"):
+                payment = await self._sdk.get_payment_async(payment_id=payment_id)
         except PaymentNotFoundError:
             return None
         except Exception as exc:
@@ -286,12 +299,13 @@ class PortOneGateway:
         current_cancellable_amount: int,
     ) -> GatewayCancellation:
         try:
-            response = await self._sdk.cancel_payment_async(
-                payment_id=payment_id,
-                amount=amount,
-                reason=reason,
-                current_cancellable_amount=current_cancellable_amount,
-            )
+            with self._called("cancel"):
+                response = await self._sdk.cancel_payment_async(
+                    payment_id=payment_id,
+                    amount=amount,
+                    reason=reason,
+                    current_cancellable_amount=current_cancellable_amount,
+                )
         except Exception as exc:
             raise self._failure(exc, "cancel") from exc
         cancellation: Any = response.cancellation
@@ -317,9 +331,10 @@ class PortOneGateway:
         cursor: str | None = None
         for _ in range(MAX_LIST_PAGES):
             try:
-                page = await self._sdk.get_all_payments_by_cursor_async(
-                    from_=window_from, until=window_until, cursor=cursor, size=LIST_PAGE_SIZE
-                )
+                with self._called("list payments"):
+                    page = await self._sdk.get_all_payments_by_cursor_async(
+                        from_=window_from, until=window_until, cursor=cursor, size=LIST_PAGE_SIZE
+                    )
             except Exception as exc:
                 raise self._failure(exc, "list payments") from exc
             if not page.items:

@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import structlog
 from purgatory import AsyncCircuitBreakerFactory
@@ -32,6 +32,9 @@ from haot.platform.settings import CONTEXTS, Settings
 from haot.platform.transport import InProcessTransport, Transport
 from haot.platform.uow import UnitOfWorkFactory
 
+if TYPE_CHECKING:
+    from haot.platform.tracing import Tracing
+
 log = structlog.get_logger(__name__)
 
 BackgroundTask = Callable[[asyncio.Event], Awaitable[None]]
@@ -46,6 +49,12 @@ class Platform:
         self.contexts = contexts
         # Before any engine exists: in production, no database of this process may be SQLite.
         settings.refuse_sqlite_in_production(contexts)
+        # Traces (HAOT_OTEL_EXPORTER_OTLP_ENDPOINT): OpenTelemetry's SDK is imported only then.
+        self.tracing: Tracing | None = None
+        if settings.tracing_enabled:
+            from haot.platform.tracing import Tracing
+
+            self.tracing = Tracing.from_settings(settings, contexts=contexts)
         self.databases = Databases(settings)
         self.redis: Redis = create_redis(settings)
         self.rate_limiter = RateLimiter(self.redis, enabled=settings.rate_limit_enabled)
@@ -217,6 +226,9 @@ class Platform:
         self.background.append((name, task))
 
     async def start(self) -> None:
+        if self.tracing is not None:
+            # Traces what this task and those it spawns run (relays, consumers, jobs).
+            self.tracing.activate(self.databases.engines())
         await self.transport.start()
         # Every serving process checks tokens: each keeps its own replica of revocations.
         self._spawn("revocations", self.revocations.follow)
@@ -325,6 +337,8 @@ class Platform:
         await self.transport.stop()
         await self.redis.aclose()
         await self.databases.dispose()
+        if self.tracing is not None:
+            await self.tracing.shutdown()  # last: flushes the spans of everything above
 
 
 async def _oldest_unpublished(session: AsyncSession) -> datetime | None:

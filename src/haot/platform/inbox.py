@@ -14,7 +14,8 @@ events decoded into their contract; one that does not decode is parked as a dead
 A handler runs under the trace of its event (``trace_bound``: the trace id its producer wrote, a
 span of the consumer's own), so its log lines and the events it emits continue that trace. A run
 given to a batch handler continues a trace only if all of its events share one; a run of several
-traces (concurrent requests) gets a trace of its own.
+traces (concurrent requests) gets a trace of its own. With traces on, that span is a CONSUMER
+span named ``process <event type>``.
 """
 
 from __future__ import annotations
@@ -226,11 +227,22 @@ class Consumer:
             route = self._routes[event_type]
             pairs = list(run)
             if route.batched:
-                with trace_bound(_shared_trace_parent([event for event, _ in pairs])):
+                with trace_bound(
+                    _shared_trace_parent([event for event, _ in pairs]),
+                    name=f"process {event_type}",
+                    attributes={"messaging.consumer.group.name": self.name},
+                ):
                     await route.handler(uow, [body for _, body in pairs])
                 continue
             for event, body in pairs:
-                with trace_bound(event.trace_parent):
+                with trace_bound(
+                    event.trace_parent,
+                    name=f"process {event.type}",
+                    attributes={
+                        "messaging.consumer.group.name": self.name,
+                        "messaging.message.id": str(event.id),
+                    },
+                ):
                     await route.handler(uow, body)
         if duplicates := len(events) - len(fresh):
             EVENTS_DUPLICATE.labels(self.name).inc(duplicates)

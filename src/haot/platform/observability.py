@@ -12,6 +12,11 @@ writes to the outbox, and what it asks of PortOne or of another context, carries
 ``current_traceparent()``; a consumer applies each event under ``trace_bound`` (the event's trace,
 a span of its own), so the trace id follows a booking across processes.
 
+With traces on (``HAOT_OTEL_EXPORTER_OTLP_ENDPOINT``, ``haot.platform.tracing``), the same places
+start OpenTelemetry spans and bind their ids instead; off, ``TRACING`` stays ``None`` and every
+hook here runs what it ran before (the request path not even a lookup: the middleware decides
+once, at its first request).
+
 The request middleware is also the last line for unexpected exceptions: it logs them (with the
 request id) and answers a bare 500 problem carrying ``x-request-id``, so a failure can be found in
 the logs and nothing escapes to the server (whose own traceback would not be a JSON line)."""
@@ -28,8 +33,10 @@ import secrets
 import sys
 import time
 from collections.abc import Iterator, Mapping, MutableMapping, Sequence
+from contextlib import AbstractContextManager, nullcontext
+from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import structlog
 from starlette._utils import get_route_path
@@ -41,6 +48,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from haot.platform.direct import ROUTE_TEMPLATE_KEY
 from haot.platform.metrics import HTTP_DURATION, HTTP_IN_FLIGHT, HTTP_REQUESTS
 from haot.platform.problems import internal_error_response
+
+if TYPE_CHECKING:
+    from haot.platform.tracing import Tracing
 
 _SECRET_KEYS = frozenset(
     {
@@ -255,9 +265,36 @@ def format_traceparent(trace_id: str, span_id: str) -> str:
     return f"00-{trace_id}-{span_id}-01"
 
 
+# The traces of the request or task being served: set by ``tracing`` (per request, and by
+# ``Platform.start`` for its background tasks) only while traces are on; None otherwise.
+TRACING: ContextVar[Tracing | None] = ContextVar("haot_tracing", default=None)
+_NO_SPAN: AbstractContextManager[None] = nullcontext()
+
+
+def active_tracing() -> Tracing | None:
+    """The traces of what is being served, None when they are off (or their platform stopped)."""
+    tracing = TRACING.get()
+    return tracing if tracing is not None and tracing.active else None
+
+
+def client_span(name: str, attributes: Mapping[str, Any]) -> AbstractContextManager[None]:
+    """Around an outgoing call (another context, PortOne): with traces on, a CLIENT span whose
+    ids are bound while the call runs, so the ``traceparent`` it sends names it; else nothing."""
+    tracing = active_tracing()
+    return _NO_SPAN if tracing is None else tracing.client_span(name, attributes)
+
+
+def record_response_status(status: int) -> None:
+    """The status an outgoing call was answered with, on its CLIENT span (traces on only)."""
+    if (tracing := active_tracing()) is not None:
+        tracing.record_response_status(status)
+
+
 def current_traceparent() -> str | None:
     """The trace context of the request or event being handled (the trace id and this process's
     span), as a ``traceparent`` value; None outside of one."""
+    if (tracing := active_tracing()) is not None and (traced := tracing.current_traceparent()):
+        return traced  # the current span's, with its sampled flag
     context = structlog.contextvars.get_contextvars()
     trace_id = context.get("trace_id")
     if not trace_id:
@@ -268,10 +305,19 @@ def current_traceparent() -> str | None:
 
 
 @contextlib.contextmanager
-def trace_bound(traceparent: str | None) -> Iterator[str]:
+def trace_bound(
+    traceparent: str | None,
+    *,
+    name: str = "process event",
+    attributes: Mapping[str, Any] | None = None,
+) -> Iterator[str]:
     """Binds, while the block runs, the trace id of ``traceparent`` (a new one if it has none)
     and a new span id into the log context; restores what was bound before. Yields the trace
-    id."""
+    id. With traces on, that span is a CONSUMER span ``name``, child of ``traceparent``."""
+    if (tracing := active_tracing()) is not None:
+        with tracing.consumer_span(name, traceparent, attributes) as traced_id:
+            yield traced_id
+        return
     trace_id = trace_id_of(traceparent) or new_trace_id()
     with structlog.contextvars.bound_contextvars(trace_id=trace_id, span_id=new_span_id()):
         yield trace_id
@@ -407,6 +453,7 @@ class RequestContextMiddleware:
         path = get_route_path(scope)
         if self._templates is None:
             self._templates = RouteTemplates(scope.get("app"))
+            self.app = _with_server_spans(self.app, scope.get("app"), self._templates)
         HTTP_IN_FLIGHT.inc()
         try:
             await self.app(scope, receive, send_wrapper)
@@ -432,6 +479,19 @@ class RequestContextMiddleware:
                 self.log.error("request", **fields)
             elif scope["path"] not in ("/metrics", "/healthz", "/readyz"):
                 self.log.info("request", **fields)
+
+
+def _with_server_spans(app: ASGIApp, owner: Any, templates: RouteTemplates) -> ASGIApp:
+    """``app`` behind a SERVER span per request when the platform of ``owner`` (the app whose
+    lifespan built it) traces; ``app`` itself otherwise, so that a process without traces runs
+    the request path it ran before (decided once, at the first request: the platform exists
+    only once the lifespan has started)."""
+    platform = getattr(getattr(owner, "state", None), "platform", None)
+    if getattr(platform, "tracing", None) is None:
+        return app
+    from haot.platform.tracing import ServerSpans
+
+    return ServerSpans(app, owner, templates)
 
 
 def _error_answer(scope: Scope, receive: Receive) -> Response:

@@ -35,6 +35,7 @@ from haot.platform.db import Base, UtcDateTime
 from haot.platform.events import Event, topic_for
 from haot.platform.locks import lock_for_transaction
 from haot.platform.metrics import OUTBOX_PUBLISHED, OUTBOX_RELAY_ERRORS
+from haot.platform.observability import active_tracing
 from haot.platform.transport import Transport
 
 log = structlog.get_logger(__name__)
@@ -69,15 +70,32 @@ class OutboxMessage(Base):
 
     @classmethod
     def from_event(cls, event: Event, topic_prefix: str = "haot.") -> OutboxMessage:
+        topic = topic_for(event.context, topic_prefix)
+        trace_parent = event.trace_parent
+        if (tracing := active_tracing()) is not None:
+            # Writing the row is the send (transactional outbox): its PRODUCER span, a child of
+            # whoever made the event, is what the row carries and the consumers continue.
+            trace_parent = tracing.producer_span(
+                f"publish {event.type}",
+                trace_parent,
+                {
+                    "messaging.operation.type": "send",
+                    "messaging.operation.name": "publish",
+                    "messaging.destination.name": topic,
+                    "messaging.message.id": str(event.id),
+                    "haot.event.type": event.type,
+                    "haot.aggregate_id": event.aggregate_id,
+                },
+            )
         return cls(
             event_id=event.id,
-            topic=topic_for(event.context, topic_prefix),
+            topic=topic,
             key=event.aggregate_id,
             type=event.type,
             version=event.version,
             payload=event.payload,
             occurred_at=event.occurred_at,
-            trace_parent=event.trace_parent,
+            trace_parent=trace_parent,
         )
 
     def to_event(self) -> Event:

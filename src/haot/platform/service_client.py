@@ -5,7 +5,8 @@ calls the caller marks idempotent, on connection errors, timeouts and 502/503/50
 breaker (purgatory) that answers ``ServiceUnavailable`` at once while the callee is failing. A
 refusal (4xx problem+json) is neither retried nor counted against the callee: it is raised as the
 exception the in-process client raises for its code, so a caller cannot tell the two apart. The
-request id and trace context of the request being served go with every call.
+request id and trace context of the request being served go with every call; with traces on,
+each attempt is a CLIENT span, and the callee's request span is its child.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from purgatory import AsyncCircuitBreakerFactory
 from purgatory.domain.model import OpenedState
 
 from haot.platform.errors import HaotError, ServiceUnavailable
-from haot.platform.observability import current_traceparent
+from haot.platform.observability import client_span, current_traceparent, record_response_status
 from haot.platform.service_auth import ServiceTokens
 
 log = structlog.get_logger(__name__)
@@ -59,6 +60,7 @@ class ServiceClient:
         self._errors = dict(errors or {})
         self._attempts = attempts
         self._budget = retry_budget_seconds
+        self._base_url = base_url.rstrip("/")
         self._http = httpx.AsyncClient(
             base_url=base_url,
             transport=transport,
@@ -98,18 +100,27 @@ class ServiceClient:
         context = structlog.contextvars.get_contextvars()
         if request_id := context.get("request_id"):
             headers["X-Request-ID"] = str(request_id)
-        if traceparent := current_traceparent():  # the caller's span is the callee's parent
-            headers["traceparent"] = traceparent
-        try:
-            response = await self._http.request(method, path, json=json, headers=headers)
-        except httpx.TransportError as exc:  # refused, reset, timed out
-            log.warning("service_call_failed", callee=self._callee, path=path, error=repr(exc))
-            raise CalleeFailed(repr(exc)) from exc
+        with client_span(f"{method} {self._callee}", self._span_attributes(method, path)):
+            if traceparent := current_traceparent():  # the caller's span is the callee's parent
+                headers["traceparent"] = traceparent
+            try:
+                response = await self._http.request(method, path, json=json, headers=headers)
+            except httpx.TransportError as exc:  # refused, reset, timed out
+                log.warning("service_call_failed", callee=self._callee, path=path, error=repr(exc))
+                raise CalleeFailed(repr(exc)) from exc
+            record_response_status(response.status_code)
         if response.status_code in RETRIED_STATUSES or response.status_code >= 500:
             raise CalleeFailed(f"{self._callee} answered {response.status_code}")
         if response.status_code >= 400:
             raise self._refusal(response)
         return response.json() if response.content else None
+
+    def _span_attributes(self, method: str, path: str) -> dict[str, str]:
+        return {
+            "http.request.method": method,
+            "url.full": self._base_url + path,
+            "peer.service": self._callee,
+        }
 
     def _refusal(self, response: httpx.Response) -> HaotError:
         try:

@@ -149,6 +149,17 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     log_json: bool = True
 
+    # Traces (OpenTelemetry, OTLP over HTTP): off while the endpoint is empty, and then nothing of
+    # haot's tracing (nor the SDK's traces) is even imported. The collector's address (spans go to
+    # ``<endpoint>/v1/traces``), e.g. http://otel-collector:4318. The service name defaults to
+    # ``haot`` (every context) or ``haot-<context>`` (one, or ``web``); the ratio samples new
+    # traces and follows the caller's decision for the others (parent-based; unset: the SDK's
+    # ``OTEL_TRACES_SAMPLER``, by default every trace). The SDK's own ``OTEL_*`` variables
+    # (headers, timeout, compression, certificates, batching, resource attributes) still apply.
+    otel_exporter_otlp_endpoint: str = ""
+    otel_service_name: str = ""
+    otel_traces_sampler_ratio: float | None = Field(default=None, ge=0, le=1)
+
     # Public surfaces. ``/metrics`` asks for ``Authorization: Bearer <metrics_token>`` when a token
     # is set; in production without one it is not served at all (404). ``/docs``, ``/redoc`` and
     # ``/openapi.json``: on by default outside production, off in production unless set true.
@@ -273,6 +284,10 @@ class Settings(BaseSettings):
     @property
     def kafka_enabled(self) -> bool:
         return bool(self.kafka_bootstrap_servers)
+
+    @property
+    def tracing_enabled(self) -> bool:
+        return bool(self.otel_exporter_otlp_endpoint.strip())
 
     @property
     def fake_portone_enabled(self) -> bool:
