@@ -277,3 +277,29 @@ def test_the_trace_context_is_sent_on_only_when_well_formed() -> None:
     with trace_bound("junk") as trace_id:
         assert trace_id_of(current_traceparent()) == trace_id != TRACE_ID
     assert current_traceparent() is None  # restored
+
+
+def test_grafana_finds_the_trace_id_in_a_real_log_line(capsys: pytest.CaptureFixture[str]) -> None:
+    """The Loki data source's derived field (deploy/loki/grafana-datasource.yml) links a line to
+    its trace by a regular expression over the raw line: it must find the id in what haot
+    writes, structlog's lines and the standard library's alike."""
+    import re
+
+    import yaml
+
+    source = Path(__file__).resolve().parents[2] / "deploy" / "loki" / "grafana-datasource.yml"
+    (loki,) = yaml.safe_load(source.read_text())["datasources"]
+    (derived,) = loki["jsonData"]["derivedFields"]
+    assert derived["datasourceUid"] == "tempo"
+    # Grafana's regular expressions are Go's (RE2); this one is in the common subset.
+    pattern = re.compile(derived["matcherRegex"])
+    configure_logging("INFO", json=True)
+    with trace_bound(TRACEPARENT):
+        structlog.get_logger("haot.test").info("a haot line")
+        logging.getLogger("sqlalchemy.engine").warning("a library line")
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 2, lines
+    for line in lines:
+        match = pattern.search(line)
+        assert match is not None, line
+        assert match.group(1) == TRACE_ID
