@@ -65,6 +65,9 @@ services:
 	@bash scripts/ensure-chromium.sh
 	@bash scripts/ensure-nginx.sh
 	@bash scripts/ensure-prometheus.sh
+	@bash scripts/ensure-alertmanager.sh
+	@bash scripts/ensure-shellcheck.sh
+	@bash scripts/ensure-node-tools.sh
 
 check: install-dev lint typecheck
 

@@ -14,6 +14,11 @@ them) and one event whose payload breaks its contract (parked as poison).
 
 Prometheus is Debian's package (scripts/ensure-prometheus.sh, run by ``make services``): missing,
 the Prometheus test skips, or fails under CI=true.
+
+Panels and variables on the Loki data source (the logs dashboard) are not PromQL: they are left
+out of the Prometheus checks here, and tests/ops/test_logql.py parses each with Grafana's LogQL
+grammar and checks what it names against real log lines (a test below holds that every one of
+them is there, and that no other panel is left out).
 """
 
 from __future__ import annotations
@@ -65,6 +70,7 @@ from tests.e2e.flows import (
     seoul_today,
     stay_of,
 )
+from tests.ops.logql import dashboard_expressions, is_loki, loki_uid
 from tests.support.deployment import Deployment
 from tests.support.server import serving
 from tests.support.services import free_port, unavailable
@@ -111,10 +117,13 @@ def all_panels(board: dict[str, Any]) -> Iterator[dict[str, Any]]:
 
 
 def queries() -> list[Query]:
+    """The PromQL of every panel (a panel on the Loki data source is LogQL: test_logql.py)."""
     found = []
     for path in DASHBOARDS:
         board = load(path)
         for panel in all_panels(board):
+            if is_loki(panel.get("datasource")):
+                continue
             for target in panel.get("targets", []):
                 found.append(Query(board["title"], panel["title"], target["expr"]))
     return found
@@ -126,7 +135,7 @@ def variable_queries() -> list[Query]:
     for path in DASHBOARDS:
         board = load(path)
         for variable in board.get("templating", {}).get("list", []):
-            if variable.get("type") != "query":
+            if variable.get("type") != "query" or is_loki(variable.get("datasource")):
                 continue
             raw = variable["query"]
             text = raw["query"] if isinstance(raw, dict) else raw
@@ -262,11 +271,13 @@ def test_there_is_a_dashboard_for_each_subject() -> None:
         "haot-payments",
         "haot-events",
         "haot-points",
+        "haot-logs",
     }
 
 
 def test_each_dashboard_is_valid_and_uses_the_provisioned_datasource() -> None:
     uid = provisioned_uid()
+    sources = {"prometheus": uid, "loki": loki_uid()}
     providers = yaml.safe_load(PROVIDERS.read_text())["providers"]
     assert [p["type"] for p in providers] == ["file"], providers
     uids: set[str] = set()
@@ -293,17 +304,46 @@ def test_each_dashboard_is_valid_and_uses_the_provisioned_datasource() -> None:
             if panel["type"] == "row":
                 continue
             assert panel.get("description"), f"{where}: say what it shows"
-            assert panel["datasource"] == {"type": "prometheus", "uid": uid}, where
+            source = panel["datasource"]
+            assert source in [{"type": t, "uid": u} for t, u in sources.items()], where
             targets = panel.get("targets", [])
             assert targets, f"{where}: no query"
             refs = [t["refId"] for t in targets]
             assert len(refs) == len(set(refs)), f"{where}: refIds {refs}"
             for target in targets:
                 assert target.get("expr", "").strip(), f"{where}: empty query"
-                assert target.get("datasource", {"uid": uid})["uid"] == uid, where
+                assert target.get("datasource", source) == source, where
         for variable in board.get("templating", {}).get("list", []):
             if variable.get("type") == "query":
-                assert variable["datasource"]["uid"] == uid, f"{name}: ${variable['name']}"
+                source = variable["datasource"]
+                assert source in [{"type": t, "uid": u} for t, u in sources.items()], (
+                    f"{name}: ${variable['name']}"
+                )
+
+
+def test_loki_panels_are_left_to_the_logql_check_and_nothing_else_is() -> None:
+    """The Prometheus checks skip exactly the Loki panels and variables, and each of those is
+    among the queries tests/ops/test_logql.py parses and checks against real log lines."""
+    logql = {q.where for q in dashboard_expressions()}
+    promql = queries()
+    every_target = 0
+    for path in DASHBOARDS:
+        board = load(path)
+        for panel in all_panels(board):
+            for target in panel.get("targets", []):
+                every_target += 1
+                if is_loki(panel.get("datasource")):
+                    where = f"{path.name} / panel {panel['title']!r} / {target['refId']}"
+                    assert where in logql, where
+                    assert target["expr"] not in {q.expr for q in promql}, where
+        for variable in board.get("templating", {}).get("list", []):
+            if variable.get("type") == "query" and is_loki(variable.get("datasource")):
+                assert f"{path.name} / variable ${variable['name']}" in logql, variable["name"]
+    loki_targets = len([q for q in logql if " / panel " in q])
+    assert len(promql) + loki_targets == every_target
+    assert loki_targets >= 8, "the logs dashboard's panels"
+    logs_title = load(GRAFANA / "dashboards" / "haot-logs.json")["title"]
+    assert all(q.dashboard != logs_title for q in promql), "the logs dashboard is all LogQL"
 
 
 def test_every_query_names_metrics_and_labels_the_code_exports() -> None:
