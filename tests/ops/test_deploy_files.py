@@ -694,9 +694,9 @@ def test_loki_alloy_and_the_log_alerts_fit_together(compose: dict[str, Any]) -> 
 
 
 def logql_looks_right(expr: str, labels: set[str], where: str) -> None:
-    """No LogQL parser runs here (no Loki binary installs on these machines): the brackets
-    balance, it is a metric query with a threshold, and its stream selectors name only labels
-    Alloy sets."""
+    """The shape of a log alert: the brackets balance, it is a metric query with a threshold,
+    and its stream selectors name only labels Alloy sets. Grafana's LogQL grammar parses every
+    expression in tests/ops/test_logql.py (no Loki binary installs on these machines)."""
     pairs = {")": "(", "]": "[", "}": "{"}
     stack: list[str] = []
     for char in re.sub(r'"(?:[^"\\]|\\.)*"', '""', expr):
