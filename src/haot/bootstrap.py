@@ -223,6 +223,7 @@ def _saga_port(platform: Platform, context: str) -> Any:
 
 
 def _wire_reservation(platform: Platform) -> None:
+    from haot.reservation.guests import guest_consumer
     from haot.reservation.handlers import reservation_consumer
     from haot.reservation.service import ReservationService
 
@@ -246,6 +247,7 @@ def _wire_reservation(platform: Platform) -> None:
         one_transaction=one_transaction,
     )
     platform.register_consumer(reservation_consumer(uow))
+    platform.register_consumer(guest_consumer(uow))
 
 
 def _register_jobs(platform: Platform) -> None:

@@ -574,6 +574,26 @@ async def book_and_pay(deployment: Deployment) -> None:
         mine = expect(await api.http.get(f"{API}/reservations", headers=guest.auth), 200)
         assert [(r["id"], r["status"]) for r in mine["items"]] == [(created["id"], "CONFIRMED")]
 
+        # The host sees who is coming: the name the guest signed up with, which the identity
+        # context announced and the reservation context keeps (over the broker when split).
+        async def hosts_row() -> dict[str, Any] | None:
+            page = expect(
+                await api.http.get(
+                    f"{API}/host/reservations",
+                    params={"lodging_id": listing.lodging_id},
+                    headers=host.auth,
+                ),
+                200,
+            )
+            rows = [r for r in page["items"] if r["id"] == created["id"]]
+            return rows[0] if rows else None
+
+        await poll(
+            hosts_row,
+            lambda row: row is not None and row["guest_name"] == "E2E guest",
+            "the guest's name on the host's reservation",
+        )
+
         # The same booking again with the same key (a client retrying): the same reservation.
         again, replayed = await api.book(guest, stay, key)
         assert replayed == created, (replayed, created)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from haot.identity import events
-from haot.identity.schemas import AdminUserUpdate, SignUp
+from haot.identity.schemas import AdminUserUpdate, SignUp, UserUpdate
 from haot.identity.service import EmailTaken, IdentityService, WeakPassword
 from haot.platform.auth import Role
 from haot.platform.container import Platform
@@ -20,7 +20,7 @@ async def test_sign_up_writes_user_registered(
     )
 
     (row,) = await outbox_events(platform, events.UserRegistered.TYPE)
-    assert row.payload == {"user_id": str(user.id), "role": "HOST"}
+    assert row.payload == {"user_id": str(user.id), "role": "HOST", "name": "K"}
     assert (row.key, row.topic) == (str(user.id), "haot.identity")
     assert row.published_at is None
 
@@ -77,3 +77,15 @@ async def test_operator_created_admin_is_registered_then_promoted(
     assert registered.payload["user_id"] == promoted.payload["user_id"] == str(admin.id)
     assert promoted.payload["new_role"] == "ADMIN"
     assert registered.id < promoted.id
+
+
+async def test_a_new_name_writes_user_renamed(
+    identity: IdentityService, platform: Platform
+) -> None:
+    user = await identity.sign_up(SignUp(email=unique_email(), password=PASSWORD, name="K"))
+    await identity.update_me(user.id, UserUpdate(name="K"))  # unchanged: nothing to announce
+    assert await outbox_events(platform, events.UserRenamed.TYPE) == []
+    await identity.update_me(user.id, UserUpdate(name="Kim"))
+    (row,) = await outbox_events(platform, events.UserRenamed.TYPE)
+    assert row.payload == {"user_id": str(user.id), "name": "Kim"}
+    assert row.key == str(user.id)  # the same partition as the user's registration

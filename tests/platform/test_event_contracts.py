@@ -32,6 +32,7 @@ from haot.review import events as review_events
 # Every event the product emits. A new event type must be added here, and so be round-tripped.
 EVERY_TYPE = {
     "identity.user_registered",
+    "identity.user_renamed",
     "identity.user_role_changed",
     "identity.user_deactivated",
     "identity.user_reactivated",

@@ -18,6 +18,14 @@ class _UserEvent(EventBody):
 class UserRegistered(_UserEvent):
     TYPE: ClassVar[str] = "identity.user_registered"
     role: str
+    # Added later: events written before carry none (read as ""). Hosts see it beside their
+    # guests' reservations (the reservation context keeps its own copy).
+    name: str = ""
+
+
+class UserRenamed(_UserEvent):
+    TYPE: ClassVar[str] = "identity.user_renamed"
+    name: str
 
 
 class UserRoleChanged(_UserEvent):

@@ -132,7 +132,7 @@ class IdentityService:
                 updated_at=now,
             )
             users.add(user)
-            uow.emit(events.UserRegistered(user_id=user.id, role=user.role))
+            uow.emit(events.UserRegistered(user_id=user.id, role=user.role, name=user.name))
             try:
                 await uow.commit()
             except IntegrityError as exc:
@@ -251,9 +251,12 @@ class IdentityService:
             user = await UserRepository(uow.session).get_for_update(user_id)
             if user is None:
                 raise UserNotFound()
+            renamed = "name" in changes and changes["name"] != user.name
             for field, value in changes.items():
                 setattr(user, field, value.value if hasattr(value, "value") else value)
             user.updated_at = utcnow()
+            if renamed:
+                uow.emit(events.UserRenamed(user_id=user.id, name=user.name))
             await uow.commit()
         return UserRead.model_validate(user)
 

@@ -27,6 +27,7 @@ from haot.reservation.domain import ReservationStatus
 from haot.reservation.schemas import (
     CancellationTerms,
     CancelRequest,
+    HostReservationRead,
     QuoteRead,
     ReservationCreated,
     ReservationRead,
@@ -163,7 +164,9 @@ async def cancel_reservation(
 
 
 @router.get(
-    "/host/reservations", response_model=Page[ReservationRead], responses=problems(401, 403, 422)
+    "/host/reservations",
+    response_model=Page[HostReservationRead],
+    responses=problems(401, 403, 422),
 )
 async def host_reservations(
     host: HostOnly,
@@ -171,8 +174,8 @@ async def host_reservations(
     paging: Paging,
     status: ReservationStatus | None = None,
     lodging_id: uuid.UUID | None = None,
-) -> Page[ReservationRead]:
-    return await reservations.list(
+) -> Page[HostReservationRead]:
+    return await reservations.list_with_guests(
         paging=paging, host_id=host.user_id, lodging_id=lodging_id, status=status
     )
 
@@ -197,7 +200,9 @@ async def host_cancel(
 
 
 @router.get(
-    "/admin/reservations", response_model=Page[ReservationRead], responses=problems(401, 403, 422)
+    "/admin/reservations",
+    response_model=Page[HostReservationRead],
+    responses=problems(401, 403, 422),
 )
 async def all_reservations(
     _: AdminOnly,
@@ -207,7 +212,7 @@ async def all_reservations(
     user_id: uuid.UUID | None = None,
     host_id: uuid.UUID | None = None,
     lodging_id: uuid.UUID | None = None,
-) -> Page[ReservationRead]:
-    return await reservations.list(
+) -> Page[HostReservationRead]:
+    return await reservations.list_with_guests(
         paging=paging, user_id=user_id, host_id=host_id, lodging_id=lodging_id, status=status
     )

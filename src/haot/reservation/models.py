@@ -55,3 +55,15 @@ class Reservation(Base):
         Index("ix_reservation_status_expires", "status", "expires_at"),
         Index("ix_reservation_status_checkout", "status", "check_out"),
     )
+
+
+class Guest(Base):
+    """The name a guest goes by, as the identity context last announced it (its events
+    ``identity.user_registered`` and ``identity.user_renamed``): hosts see it beside their
+    reservations without asking the identity context for every row."""
+
+    __tablename__ = "reservation_guests"
+
+    user_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    name: Mapped[str] = mapped_column(String(100))
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime)

@@ -90,3 +90,10 @@ class ReservationRead(BaseModel):
     confirmed_at: datetime | None
     cancelled_at: datetime | None
     completed_at: datetime | None
+
+
+class HostReservationRead(ReservationRead):
+    """A reservation as its host (or an admin) sees it: with the guest's name, as the guest last
+    gave it (None for accounts that have not announced one since names were kept here)."""
+
+    guest_name: str | None = None

@@ -43,11 +43,13 @@ from haot.reservation.domain import (
     refund_amount,
     refund_percent,
 )
+from haot.reservation.guests import names_of
 from haot.reservation.models import Reservation
 from haot.reservation.ports import CouponPort, InsufficientPoints, PaymentPort, PointPort
 from haot.reservation.repository import ReservationRepository, keyed_reservation
 from haot.reservation.schemas import (
     CancellationTerms,
+    HostReservationRead,
     NightPrice,
     QuoteRead,
     ReservationCreated,
@@ -589,6 +591,34 @@ class ReservationService:
                 limit=paging.size,
             )
         return Page[ReservationRead].of(rows, total, paging, reservation_read)
+
+    async def list_with_guests(
+        self,
+        *,
+        paging: PageParams,
+        user_id: uuid.UUID | None = None,
+        host_id: uuid.UUID | None = None,
+        lodging_id: uuid.UUID | None = None,
+        status: ReservationStatus | None = None,
+    ) -> Page[HostReservationRead]:
+        """``list`` as hosts and admins see it: each reservation with its guest's name."""
+        async with self._uow() as uow:
+            rows, total = await ReservationRepository(uow.session).search(
+                user_id=user_id,
+                host_id=host_id,
+                lodging_id=lodging_id,
+                status=status.value if status else None,
+                offset=paging.offset,
+                limit=paging.size,
+            )
+            names = await names_of(uow.session, (row.user_id for row in rows))
+
+        def read(row: Reservation) -> HostReservationRead:
+            return HostReservationRead(
+                **reservation_read(row).model_dump(), guest_name=names.get(row.user_id)
+            )
+
+        return Page[HostReservationRead].of(rows, total, paging, read)
 
     async def _cancellable(
         self, uow: UnitOfWork, principal: Principal, reservation_id: uuid.UUID, *, by_host: bool
