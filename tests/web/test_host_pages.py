@@ -5,6 +5,7 @@ shown beside its field; another host's lodging is a 404; every form needs its CS
 
 from __future__ import annotations
 
+import asyncio
 import re
 import uuid
 from datetime import date, timedelta
@@ -461,6 +462,12 @@ async def test_the_host_sees_and_cancels_reservations_of_their_lodgings(
     )
     assert booked.status_code == 201, booked.text
     reservation_id = booked.json()["id"]
+    # The guest's name reaches the reservation context by the event of their sign-up.
+    for _ in range(200):
+        listed = await app_client.get(f"{API}/host/reservations", headers=host.headers)
+        if listed.json()["items"][0]["guest_name"] is not None:
+            break
+        await asyncio.sleep(0.05)
 
     await log_in(app_client, host)
     page = await app_client.get("/host/reservations", headers=HTML)
@@ -471,6 +478,7 @@ async def test_the_host_sees_and_cancels_reservations_of_their_lodgings(
     assert card, page.text
     assert card.group(1) == "PENDING"
     assert "Booked House" in page.text
+    assert '<p data-testid="guest-name">예약자: Guest</p>' in page.text
     assert 'data-value="140000"' in page.text
     assert f'action="/host/reservations/{reservation_id}/cancel"' in page.text
 
