@@ -64,6 +64,40 @@ async def test_invalid_fields_are_listed_without_echoing_input(
 
 
 @one_backend
+async def test_invalid_fields_carry_their_limits_but_never_the_input(
+    probe_client: httpx.AsyncClient,
+) -> None:
+    """``ctx``: the limits a client needs to word a refusal in its own language (the pages do),
+    plain numbers and strings only; the refused values themselves never come back."""
+    secret = "Echo-Me-Not-" + "x" * 200
+    response = await probe_client.post(
+        SIGNUP,
+        json={
+            "email": "a@b.co",
+            "password": secret,
+            "name": "N" * 101,
+            "phone": "call-me-maybe",
+            "birth_date": "1899-12-31",
+            "gender": "NOT-SAID",
+        },
+    )
+    body = assert_problem(response, 422, "validation_error")
+    by_field = {error["loc"][-1]: error for error in body["errors"]}
+    assert by_field["password"]["ctx"] == {"max_length": 128}
+    assert by_field["name"]["ctx"] == {"max_length": 100}
+    assert by_field["name"]["message"] == "String should have at most 100 characters"
+    assert by_field["phone"]["type"] == "string_pattern_mismatch"
+    assert by_field["phone"]["ctx"] == {"pattern": r"^\+?[0-9][0-9 \-]{6,30}$"}
+    assert by_field["birth_date"]["ctx"] == {"ge": "1900-01-01"}  # a date limit, in ISO 8601
+    assert "ctx" not in by_field["gender"]  # an enum's choices are no limit
+    for error in body["errors"]:
+        assert set(error) <= {"loc", "message", "type", "ctx"}
+        assert all(isinstance(v, int | float | str) for v in error.get("ctx", {}).values())
+    for typed in (secret, "N" * 101, "call-me-maybe", "1899-12-31", "NOT-SAID"):
+        assert typed not in response.text
+
+
+@one_backend
 async def test_haot_error_maps_to_its_status_code_headers_and_extra(
     probe_client: httpx.AsyncClient,
 ) -> None:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
+from datetime import date, time
 from typing import Any
 
 import orjson
@@ -85,17 +87,40 @@ def internal_error_response(instance: str | None = None) -> Response:
     )
 
 
+# The limits of a refused value that a client needs to word the refusal itself (in its own
+# language): pydantic's ``ctx`` keys, never its ``input`` (it may be a password) nor its ``error``.
+_LIMITS = ("min_length", "max_length", "ge", "gt", "le", "lt", "pattern")
+
+
 def _validation_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
     errors = []
     for error in exc.errors():
-        errors.append(
-            {
-                "loc": [str(part) for part in error.get("loc", ())],
-                "message": str(error.get("msg", "")),
-                "type": str(error.get("type", "")),
-            }
-        )
+        entry: dict[str, Any] = {
+            "loc": [str(part) for part in error.get("loc", ())],
+            "message": str(error.get("msg", "")),
+            "type": str(error.get("type", "")),
+        }
+        if ctx := _limits(error.get("ctx")):
+            entry["ctx"] = ctx
+        errors.append(entry)
     return errors
+
+
+def _limits(ctx: object) -> dict[str, int | float | str]:
+    """The JSON-safe limits in a pydantic error's context: plain numbers and strings, dates and
+    times as ISO 8601 (``birth_date`` >= 1900-01-01); anything else is left out."""
+    if not isinstance(ctx, dict):
+        return {}
+    limits: dict[str, int | float | str] = {}
+    for key in _LIMITS:
+        value = ctx.get(key)
+        if isinstance(value, bool) or value is None:
+            continue
+        if isinstance(value, int | str) or (isinstance(value, float) and math.isfinite(value)):
+            limits[key] = value
+        elif isinstance(value, date | time):  # datetime is a date
+            limits[key] = value.isoformat()
+    return limits
 
 
 def is_data_error(exc: DBAPIError) -> bool:

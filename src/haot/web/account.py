@@ -98,8 +98,8 @@ def _signup_errors(problem: ApiProblem) -> dict[str, str]:
     if fields := problem.field_errors():
         return fields
     if problem.code == "weak_password":
-        return {"password": problem.detail}
-    return {"form": problem.code, "detail": problem.detail}
+        return {"password": problem.message()}
+    return {"form": problem.code, "detail": problem.message()}
 
 
 @router.post("/logout")
@@ -163,7 +163,7 @@ async def update_account(request: Request) -> Response:
     except ApiProblem as problem:
         if problem.status != 422:
             raise
-        errors = problem.field_errors() or {"form": problem.detail}
+        errors = problem.field_errors() or {"form": problem.message()}
         return _account(request, visitor, form=form, errors=errors, status=422)
     return go(request, visitor, "/account?changed=profile")
 
@@ -195,7 +195,7 @@ async def change_password(request: Request) -> Response:
                 429: {"form": problem.code},
             }.get(problem.status)
             or problem.field_errors()
-            or {"new_password": problem.detail}
+            or {"new_password": problem.message()}
         )
         return _account(request, visitor, errors=errors, status=problem.status)
     return go(request, visitor, "/account?changed=password")

@@ -60,7 +60,7 @@ async def _show(
             if any(name in fields for name in STAY):  # no stay chosen yet (or a broken link)
                 errors = errors or {"stay": "missing"}
             else:
-                errors = errors or fields or {"form": problem.detail}
+                errors = errors or fields or {"form": problem.message()}
             status = status if status != 200 else problem.status
     return render(
         request,
@@ -94,7 +94,7 @@ async def book(request: Request) -> Response:
     except ApiProblem as problem:
         if problem.status not in (404, 409, 422, 429):
             raise
-        errors = problem.field_errors() or {"form": problem.detail}
+        errors = problem.field_errors() or {"form": problem.message()}
         return await _show(request, visitor, form, errors=errors, status=problem.status)
     target = created.get("checkout_url") or f"/reservations/{created['id']}"
     return visitor.apply(request, RedirectResponse(target, status_code=303))

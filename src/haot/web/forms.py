@@ -67,17 +67,21 @@ def errors_of(
     words some refusals without a field), else to the field its detail names, else to the form.
 
     ``key`` makes a field's key (its input's id) where a page has the same form more than once:
-    "{}-grant" gives "amount-grant" and "form-grant"."""
+    "{}-grant" gives "amount-grant" and "form-grant".
+
+    The field is found from the API's English words; what is shown is in the visitor's language
+    (``ApiProblem.message_of``, ``ApiProblem.message``)."""
     known = tuple(fields)
     errors: dict[str, str] = {}
     for error in problem.errors:
-        message = str(error.get("message", "")) or problem.detail
+        worded = str(error.get("message", ""))
         location = [str(part) for part in error.get("loc") or ()]
         name = next((part for part in reversed(location) if part in known), None)
-        errors.setdefault(key.format(name or named_in(message, known) or "form"), message)
+        shown = problem.message_of(error) if worded else problem.message()
+        errors.setdefault(key.format(name or named_in(worded, known) or "form"), shown)
     if not problem.errors:
         name = (field_of_code or {}).get(problem.code) or named_in(problem.detail, known)
-        errors[key.format(name or "form")] = problem.detail or problem.code
+        errors[key.format(name or "form")] = problem.message()
     return errors
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import gettext
 import io
 from datetime import date, datetime
+from functools import cache
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -66,6 +67,12 @@ def translations(language: str) -> gettext.NullTranslations:
         part.add_fallback(merged)
         merged = part
     return merged
+
+
+@cache
+def catalog(language: str) -> gettext.NullTranslations:
+    """The translations of ``language``, read once per process (the pages' and their refusals')."""
+    return translations(language)
 
 
 class Formats:

@@ -15,7 +15,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from haot.platform.clock import seoul_today
 from haot.web.api_client import Api, ApiProblem
-from haot.web.i18n import COOKIE, LANGUAGES, Formats, language_of, translations
+from haot.web.i18n import COOKIE, LANGUAGES, Formats, catalog, language_of
 from haot.web.session import Visitor, login_first, visitor_of
 
 router = APIRouter(include_in_schema=False)
@@ -34,7 +34,7 @@ def _environment(language: str) -> Environment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    environment.install_gettext_translations(translations(language), newstyle=True)  # type: ignore[attr-defined]
+    environment.install_gettext_translations(catalog(language), newstyle=True)  # type: ignore[attr-defined]
     return environment
 
 
@@ -139,7 +139,7 @@ async def search(request: Request) -> Response:
             status=422,
             visitor=visitor,
             form=form,
-            errors=problem.field_errors() or {"form": problem.detail},
+            errors=problem.field_errors() or {"form": problem.message()},
             found=None,
             pages=[],
         )

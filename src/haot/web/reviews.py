@@ -71,7 +71,9 @@ async def write_review(request: Request, reservation_id: str) -> Response:
             # The form is only on a completed stay's page, and that page still 404s for someone
             # else's reservation: for the guest's own, the review context has not yet heard of
             # the completion (moments behind, through the reservation's events).
-            problem = ApiProblem(status=409, code="not_yet", detail="not_yet")
+            problem = ApiProblem(
+                status=409, code="not_yet", detail="not_yet", language=problem.language
+            )
         return await _refused(request, visitor, reservation_id, form, problem)
     return go(request, visitor, f"/reservations/{reservation_id}#review")
 

@@ -186,7 +186,7 @@ async def close_event(request: Request, event_id: str) -> Response:
             await api.patch(f"/admin/coupon-events/{event_id}", {"status": "CLOSED"})
     except ApiProblem as problem:
         return await _refusal_page(
-            request, visitor, event_id, problem, None, {"close": problem.detail}
+            request, visitor, event_id, problem, None, {"close": problem.message()}
         )
     return go(request, visitor, f"/admin/coupon-events/{event_id}")
 

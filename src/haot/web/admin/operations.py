@@ -133,7 +133,7 @@ async def run_job(request: Request, name: str) -> Response:
             return page
         errors = errors_of(problem, ("as_of", "dry_run"), key="{}-" + name)
         if "dry-run" in problem.detail:  # "job 'x' has no dry-run mode": the box to untick
-            errors = {f"dry_run-{name}": problem.detail}
+            errors = {f"dry_run-{name}": problem.message()}
         return _jobs(
             request, visitor, ran=None, form=form | {"job": name}, errors=errors, status=422
         )

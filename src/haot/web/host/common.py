@@ -61,5 +61,5 @@ async def delete_form(
             return html_error(request, 404, visitor=visitor)
         if problem.status != 409:
             raise
-        return await again(visitor, {"form": problem.detail, "code": problem.code})
+        return await again(visitor, {"form": problem.message(), "code": problem.code})
     return go(request, visitor, done)

@@ -117,7 +117,7 @@ async def remove_reply(request: Request, review_id: str) -> Response:
             visitor,
             query_of(back),
             failed=review_id,
-            errors={"form": problem.detail or problem.code},
+            errors={"form": problem.message()},
             answer=problem.status,
         )
     return go(request, visitor, back)
