@@ -276,3 +276,21 @@ async def test_refused_searches_are_never_stored_or_served_from_the_cache(
     for _ in range(2):
         assert_problem(await app_client.get(past), 422)
         assert_problem(await app_client.get(malformed), 422)
+
+
+async def test_a_cold_search_reads_repeated_names_as_fastapi_does(
+    app_client: httpx.AsyncClient, host: Actor
+) -> None:
+    """Cold searches are validated before FastAPI's routing (``SearchParams``): a repeated
+    name counts with its last value, as FastAPI reads it, and a value that does not validate
+    still gets FastAPI's own 422 (its ``loc`` names the query parameter)."""
+    await create_listing(app_client, host, capacity=2)
+    stay = f"check_in={day(3)}&check_out={day(5)}"
+    fits = await app_client.get(f"{API}/lodgings?{stay}&guests=4&guests=2")
+    too_many = await app_client.get(f"{API}/lodgings?{stay}&guests=2&guests=4")
+    assert fits.status_code == too_many.status_code == 200, (fits.text, too_many.text)
+    assert len(fits.json()["items"]) == 1
+    assert too_many.json()["items"] == []
+    refused = await app_client.get(f"{API}/lodgings?{stay}&guests=")
+    assert_problem(refused, 422, "validation_error")
+    assert refused.json()["errors"][0]["loc"] == ["query", "guests"]

@@ -60,11 +60,16 @@ class LodgingCache:
         )
 
     async def get_text_or_load(
-        self, kind: str, load: Callable[[], Awaitable[str]], *, params: str
+        self,
+        kind: str,
+        load: Callable[[], Awaitable[str]],
+        *,
+        params: str,
+        missed_at: str | None = None,
     ) -> str:
-        return await self._cache.get_text_or_load(kind, load, params=params)
+        return await self._cache.get_text_or_load(kind, load, params=params, missed_at=missed_at)
 
-    async def read_text(self, kind: str, *, params: str) -> str | None:
+    async def read_text(self, kind: str, *, params: str) -> tuple[str | None, str]:
         return await self._cache.read_text(kind, params=params)
 
     async def invalidate(self, lodging_id: uuid.UUID) -> None:

@@ -44,6 +44,14 @@ FROM_PRICE_HORIZON_DAYS = 60
 
 
 @dataclass(frozen=True, slots=True)
+class CacheMiss:
+    """A search page not in the cache: its cache key and the generation it was missed at."""
+
+    key: str
+    generation: str
+
+
+@dataclass(frozen=True, slots=True)
 class SearchQuery:
     region: str | None = None
     q: str | None = None
@@ -282,10 +290,13 @@ class LodgingSearch:
     async def search(self, query: SearchQuery) -> SearchPage:
         return SearchPage.model_validate_json(await self.search_json(query))
 
-    async def search_json(self, query: SearchQuery, *, request_key: str | None = None) -> str:
+    async def search_json(
+        self, query: SearchQuery, *, request_key: str | None = None, missed: CacheMiss | None = None
+    ) -> str:
         """The search page as JSON text, served from the cache as stored (no re-validation).
         ``request_key``: the canonical query string the page is cached under instead of the
-        query's own key, so that ``cached_search_json`` can find it without parsing."""
+        query's own key, so that ``cached_search_json`` can find it without parsing.
+        ``missed``: what ``cached_search_json`` answered for that key (not read again)."""
         today = seoul_today()
         query.validate(today)
         key = (
@@ -295,13 +306,16 @@ class LodgingSearch:
         async def load() -> str:
             return await self._search_json(query, today)
 
-        return await self._cache.get_text_or_load("search", load, params=key)
+        missed_at = missed.generation if missed is not None and missed.key == key else None
+        return await self._cache.get_text_or_load("search", load, params=key, missed_at=missed_at)
 
-    async def cached_search_json(self, request_key: str) -> str | None:
+    async def cached_search_json(self, request_key: str) -> str | CacheMiss:
         """The cached page of a query string answered before (``search_json`` with the same
-        ``request_key``), or None: one Redis round trip, nothing parsed or validated (only a
-        query that passed validation was ever stored)."""
-        return await self._cache.read_text("search", params=f"{seoul_today()}|{request_key}")
+        ``request_key``), or the miss to hand to ``search_json``: one Redis round trip, nothing
+        parsed or validated (only a query that passed validation was ever stored)."""
+        key = f"{seoul_today()}|{request_key}"
+        payload, generation = await self._cache.read_text("search", params=key)
+        return CacheMiss(key, generation) if payload is None else payload
 
     async def _search_json(self, query: SearchQuery, today: date) -> str:
         offers = self._offers

@@ -118,16 +118,19 @@ class GenerationCache:
         return generation, payload if stored_generation == generation else None
 
     async def _store(self, key: str, generation: str, payload: str, ttl: timedelta) -> None:
-        await self._redis.set(
-            key, f"{generation}|{payload}", px=max(1, ttl // timedelta(milliseconds=1))
+        # Batched with the other commands of this loop turn: under a crowd of cold searches each
+        # store would otherwise be a socket write of its own (the largest cost left of a miss).
+        await self._batched.execute(
+            "SET", key, f"{generation}|{payload}", "PX", max(1, ttl // timedelta(milliseconds=1))
         )
 
     async def read_text(
         self, kind: str, *, scope: str | None = None, params: str | None = None
-    ) -> str | None:
-        """The stored text of (``kind``, ``scope``, ``params``) in the current generation."""
-        _, payload = await self._read(self._entry_key(kind, scope, params), scope)
-        return payload
+    ) -> tuple[str | None, str]:
+        """The stored text of (``kind``, ``scope``, ``params``) in the current generation (None:
+        a miss), and that generation, which a miss may hand to ``get_text_or_load``."""
+        generation, payload = await self._read(self._entry_key(kind, scope, params), scope)
+        return payload, generation
 
     async def get_text_or_load(
         self,
@@ -136,13 +139,19 @@ class GenerationCache:
         *,
         scope: str | None = None,
         params: str | None = None,
+        missed_at: str | None = None,
     ) -> str:
         """The stored text (a serialised answer, served as it is), else what ``load`` returns,
-        stored for the TTL."""
+        stored for the TTL. ``missed_at``: the generation of a ``read_text`` of the same scope
+        that just missed, so the entry is not read again (a load under a generation that has
+        moved on since is stored under the old one, which no reader accepts)."""
         key = self._entry_key(kind, scope, params)
-        generation, payload = await self._read(key, scope)
-        if payload is not None:
-            return payload
+        if missed_at is None:
+            generation, payload = await self._read(key, scope)
+            if payload is not None:
+                return payload
+        else:
+            generation = missed_at
 
         async def load_and_store() -> str:
             text = await load()
