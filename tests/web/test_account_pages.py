@@ -137,3 +137,16 @@ async def test_a_lapsed_access_token_is_refreshed_by_the_next_page(
     renewed = [c for c in page.headers.get_list("set-cookie") if c.startswith("haot_session=")]
     assert renewed, "the page set the new access token"
     assert app_client.cookies.get("haot_refresh") != refresh  # rotated
+
+
+def test_the_password_fields_ask_the_browser_for_the_policy_length() -> None:
+    """The browser's own check (``minlength``) must not let through what the API refuses, nor
+    refuse what it accepts: the pages import no context, so this test holds them together."""
+    from pathlib import Path
+
+    from haot.identity.domain import MIN_PASSWORD_LENGTH
+
+    templates = Path(__file__).resolve().parents[2] / "src" / "haot" / "web" / "templates"
+    for name in ("signup.html", "account.html"):
+        found = re.findall(r'"new-password", minlength="(\d+)"', (templates / name).read_text())
+        assert found == [str(MIN_PASSWORD_LENGTH)], (name, found)

@@ -9,7 +9,7 @@ from typing import Any
 
 import httpx
 
-from tests.lodging.factories import create_listing, day, make_host
+from tests.lodging.factories import create_listing, day, make_host, make_user
 from tests.web.test_account_pages import HTML, csrf_of, sign_up
 
 
@@ -137,3 +137,34 @@ async def test_my_reservations_lists_mine_with_their_status(app_client: httpx.As
     rows = re.findall(r'<li class="card" data-testid="reservation" data-status="(\w+)">', mine.text)
     assert rows == ["PENDING"]
     assert re.search(r'href="/reservations/[0-9a-f-]{36}"', mine.text)
+
+
+async def test_after_a_refused_payment_the_page_books_under_a_new_key(
+    app_client: httpx.AsyncClient,
+) -> None:
+    """A refusal ends that attempt: the page shown with it carries a new Idempotency-Key, so
+    pressing "pay" again is a booking of its own and not the refused one answered again."""
+    host = await make_host(app_client)
+    listing = await create_listing(app_client, host, price=90_000, total_rooms=1)
+    stay = {
+        "room_type_id": listing.room_type["id"],
+        "check_in": day(3).isoformat(),
+        "check_out": day(5).isoformat(),
+        "guests": 2,
+    }
+    await sign_up(app_client, f"guest-{uuid.uuid4().hex[:8]}@example.com")
+    form = await pay_form(app_client, stay)  # the page is open; then someone else books it
+    other = await make_user(app_client)
+    taken = await app_client.post(
+        "/api/v1/reservations",
+        json=stay,
+        headers=other.headers | {"Idempotency-Key": uuid.uuid4().hex},
+    )
+    assert taken.status_code == 201, taken.text
+
+    refused = await app_client.post("/book", data=form, headers=HTML)
+    assert refused.status_code == 409, refused.text
+    assert 'class="error"' in refused.text
+    key = re.search(r'name="idempotency_key" value="([^"]+)"', refused.text)
+    assert key
+    assert key.group(1) != form["idempotency_key"]

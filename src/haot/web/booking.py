@@ -95,7 +95,13 @@ async def book(request: Request) -> Response:
         if problem.status not in (404, 409, 422, 429):
             raise
         errors = problem.field_errors() or {"form": problem.message()}
-        return await _show(request, visitor, form, errors=errors, status=problem.status)
+        # The refused attempt is over: pressing "pay" again is a new booking and needs a key of
+        # its own (under the old one, a booking the saga recorded as FAILED would be answered
+        # again). Not while the first request with the key still runs: it may yet book.
+        again = (
+            form if problem.code == "idempotency_key_in_flight" else form | {"idempotency_key": ""}
+        )
+        return await _show(request, visitor, again, errors=errors, status=problem.status)
     target = created.get("checkout_url") or f"/reservations/{created['id']}"
     return visitor.apply(request, RedirectResponse(target, status_code=303))
 
