@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from sqlalchemy import update
+from sqlalchemy import text, update
 from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
 
 from haot.platform.inbox import DeadLetter
@@ -189,3 +189,30 @@ def test_serving_the_pages_alone_needs_the_api_address(tmp_path: Path) -> None:
     result = haot("serve", "--context", "web", "--port", "1", database=tmp_path / "x.db")
     assert result.returncode != 0
     assert "HAOT_WEB_API_URL" in result.stderr, result.stderr
+
+
+def test_events_announce_names_writes_one_event_per_account(database: Path) -> None:
+    for email in ("one@haot.example", "two@haot.example"):
+        created = haot(
+            "create-user", "--email", email, database=database, stdin="a-long-enough-passphrase\n"
+        )
+        assert created.returncode == 0, created.stderr
+    announced = haot("events", "announce-names", database=database)
+    assert announced.returncode == 0, announced.stderr
+    assert announced.stdout.strip() == "names announced: 2"
+
+    async def renamed() -> int:
+        engine = create_async_engine(f"sqlite+aiosqlite:///{database}")
+        try:
+            async with engine.connect() as connection:
+                rows = await connection.execute(
+                    text("SELECT count(*) FROM outbox WHERE type = 'identity.user_renamed'")
+                )
+                return int(rows.scalar_one())
+        finally:
+            await engine.dispose()
+
+    assert asyncio.run(renamed()) == 2
+    elsewhere = haot("events", "--context", "lodging", "announce-names", database=database)
+    assert elsewhere.returncode == 2
+    assert "identity context" in elsewhere.stderr

@@ -230,7 +230,7 @@ def cmd_jobs_run(args: argparse.Namespace) -> None:
 
 def cmd_events(args: argparse.Namespace) -> None:
     """List the dead letters (poison events the consumers parked), or apply one again once its
-    cause is fixed."""
+    cause is fixed; or have the identity context announce every account's name again."""
     from haot.bootstrap import build_platform
 
     settings = get_settings()
@@ -238,6 +238,13 @@ def cmd_events(args: argparse.Namespace) -> None:
     async def run() -> int:
         platform = build_platform(settings, contexts=_contexts(args.context))
         try:
+            if args.events_command == "announce-names":
+                identity = platform.services.get("identity")
+                if identity is None:
+                    print("haot: announce-names runs with the identity context", file=sys.stderr)
+                    return 2
+                print(f"names announced: {await identity.announce_names()}")
+                return 0
             consumers = {consumer.name: consumer for consumer in platform.consumers}
             if args.events_command == "dead-letters":
                 for each in consumers.values():
@@ -326,7 +333,9 @@ def build_parser() -> argparse.ArgumentParser:
     jobs_run.add_argument("--dry-run", action="store_true")
     jobs_run.set_defaults(func=cmd_jobs_run)
 
-    events = sub.add_parser("events", help="poison events the consumers parked")
+    events = sub.add_parser(
+        "events", help="poison events the consumers parked; announcing names again"
+    )
     events.add_argument("--context", choices=CONTEXTS)
     events_sub = events.add_subparsers(dest="events_command", required=True)
     letters = events_sub.add_parser("dead-letters", help="list them, one JSON object per line")
@@ -336,6 +345,12 @@ def build_parser() -> argparse.ArgumentParser:
     retry.add_argument("consumer", help="the consumer that parked it, e.g. payment.reservations")
     retry.add_argument("event_id")
     retry.set_defaults(func=cmd_events)
+    announce = events_sub.add_parser(
+        "announce-names",
+        help="every account's name as identity.user_renamed (once, after upgrading to a "
+        "version whose hosts see guests' names; the workers relay them)",
+    )
+    announce.set_defaults(func=cmd_events)
     return parser
 
 

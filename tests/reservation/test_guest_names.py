@@ -7,12 +7,15 @@ from __future__ import annotations
 import uuid
 from datetime import timedelta
 
+from sqlalchemy import delete
+
 from haot.identity.events import UserRegistered, UserRenamed
 from haot.identity.schemas import SignUp, UserUpdate
 from haot.platform.auth import Principal, Role
 from haot.platform.clock import utcnow
 from haot.platform.web import PageParams
 from haot.reservation.guests import on_registered, on_renamed
+from haot.reservation.models import Guest
 from haot.reservation.schemas import HostReservationRead, StayRequest
 from tests.reservation.conftest import World
 
@@ -112,3 +115,25 @@ async def test_the_host_and_admin_lists_carry_the_name_over_http(api_world: Worl
         assert item["guest_name"] == "최하은"
     own = await world.http.get("/api/v1/reservations", headers=world.auth(guest))
     assert "guest_name" not in own.json()["items"][0]
+
+
+async def test_names_announced_again_reach_the_hosts_list(world: World) -> None:
+    """Accounts registered before names were announced (no name in their registration) get one
+    on the host's list once the identity context announces every name again, in batches."""
+    identity = world.platform.services["identity"]
+    earlier = await signed_up(world, "Jang Yuna")
+    await world.settle()
+    uow = world.platform.uow_factory("reservation")
+    async with uow() as unit:  # as if registered before names were carried
+        await unit.session.execute(delete(Guest))
+        await unit.commit()
+    booked = await book(world, earlier, 7)
+    assert (await hosts_view(world))[booked].guest_name is None
+
+    announced = await identity.announce_names(batch=1)
+    assert announced >= 1
+    await world.settle()
+    assert (await hosts_view(world))[booked].guest_name == "Jang Yuna"
+    assert await identity.announce_names() == announced  # again: the same, changing nothing
+    await world.settle()
+    assert (await hosts_view(world))[booked].guest_name == "Jang Yuna"

@@ -9,6 +9,7 @@ import anyio.to_thread
 import structlog
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from haot.identity import events
@@ -259,6 +260,27 @@ class IdentityService:
                 uow.emit(events.UserRenamed(user_id=user.id, name=user.name))
             await uow.commit()
         return UserRead.model_validate(user)
+
+    async def announce_names(self, *, batch: int = 500) -> int:
+        """Announce every account's name again (``identity.user_renamed``), in batches of one
+        transaction each: the contexts that keep names (the reservation context's guests) learn
+        those of accounts registered before names were announced. Idempotent: a consumer keeps
+        the last name it is told. Answers how many were announced."""
+        announced = 0
+        after: uuid.UUID | None = None
+        while True:
+            async with self._uow() as uow:
+                statement = select(User.id, User.name).order_by(User.id).limit(batch)
+                if after is not None:
+                    statement = statement.where(User.id > after)
+                rows = (await uow.session.execute(statement)).all()
+                if not rows:
+                    return announced
+                for row in rows:
+                    uow.emit(events.UserRenamed(user_id=row.id, name=row.name))
+                await uow.commit()
+            announced += len(rows)
+            after = rows[-1].id
 
     async def change_password(self, user_id: uuid.UUID, data: PasswordChange) -> None:
         async with self._uow() as uow:
