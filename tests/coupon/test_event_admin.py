@@ -188,6 +188,7 @@ async def test_admin_routes_refuse_users_hosts_and_anonymous(api: Api) -> None:
     calls = [
         ("POST", "/api/v1/admin/coupons", template()),
         ("GET", "/api/v1/admin/coupons", None),
+        ("GET", f"/api/v1/admin/coupons/{coupon['id']}", None),
         ("PATCH", f"/api/v1/admin/coupons/{coupon['id']}", {"name": "x"}),
         ("POST", f"/api/v1/admin/coupons/{coupon['id']}/issue", {"user_ids": [str(uuid.uuid4())]}),
         ("POST", "/api/v1/admin/coupon-events", {"coupon_id": coupon["id"]}),
@@ -201,6 +202,18 @@ async def test_admin_routes_refuse_users_hosts_and_anonymous(api: Api) -> None:
         assert (await api.http.request(method, url, json=body)).status_code == 401, (method, url)
     # Nothing changed.
     assert (await api.http.get(f"/api/v1/coupon-events/{event_id}")).json()["status"] == "OPEN"
+
+
+async def test_an_admin_reads_one_coupon(api: Api) -> None:
+    created = await api.http.post("/api/v1/admin/coupons", headers=api.admin, json=template())
+    assert created.status_code == 201, created.text
+    coupon = created.json()
+    read = await api.http.get(f"/api/v1/admin/coupons/{coupon['id']}", headers=api.admin)
+    assert read.status_code == 200, read.text
+    assert read.json() == coupon
+    for missing in (str(uuid.uuid4()), "not-a-uuid"):
+        answer = await api.http.get(f"/api/v1/admin/coupons/{missing}", headers=api.admin)
+        assert problem(answer) == (404, "coupon_not_found"), missing
 
 
 async def test_direct_issue_to_users(api: Api) -> None:

@@ -35,6 +35,7 @@ def host_routes(listing: Listing | None = None) -> list[tuple[str, str, Any]]:
             f"/host/lodgings/{lodging_id}/room-types",
             {"name": "Extra", "capacity": 2, "total_rooms": 1},
         ),
+        ("GET", f"/host/room-types/{room_type_id}", None),
         ("PATCH", f"/host/room-types/{room_type_id}", {"name": "Mine now"}),
         ("DELETE", f"/host/room-types/{room_type_id}", None),
         ("PUT", f"/host/room-types/{room_type_id}/calendar", calendar),
@@ -162,3 +163,24 @@ async def test_admin_lists_all_lodgings_and_may_delete(
     assert created["host_id"] == admin.id
     hidden = await app_client.get(f"{API}/host/lodgings/{created['id']}", headers=host.headers)
     assert_problem(hidden, 404, "lodging_not_found")
+
+
+async def test_a_host_reads_one_room_type_of_theirs(
+    app_client: httpx.AsyncClient, host: Actor, listing_of_a: Listing
+) -> None:
+    url = f"{API}/host/room-types/{listing_of_a.room_type_id}"
+    own = await app_client.get(url, headers=host.headers)
+    assert own.status_code == 200, own.text
+    assert own.json() == {
+        "id": listing_of_a.room_type_id,
+        "lodging_id": listing_of_a.id,
+        "name": listing_of_a.room_type["name"],
+        "capacity": listing_of_a.room_type["capacity"],
+        "total_rooms": listing_of_a.room_type["total_rooms"],
+    }
+    assert_problem(
+        await app_client.get(f"{API}/host/room-types/not-a-uuid", headers=host.headers), 404
+    )
+    deleted = await app_client.delete(url, headers=host.headers)
+    assert deleted.status_code == 204, deleted.text
+    assert_problem(await app_client.get(url, headers=host.headers), 404, "room_type_not_found")

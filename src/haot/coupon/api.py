@@ -88,6 +88,13 @@ async def list_coupons(
     return await coupons.list_coupons(q=q, active=active, paging=paging)
 
 
+@router.get(
+    "/admin/coupons/{coupon_id}", response_model=CouponRead, responses=problems(401, 403, 404)
+)
+async def read_coupon(coupon_id: str, _: AdminOnly, coupons: Coupons) -> CouponRead:
+    return await coupons.coupon(path_id(coupon_id, CouponNotFound))
+
+
 @router.patch(
     "/admin/coupons/{coupon_id}", response_model=CouponRead, responses=problems(401, 403, 404, 422)
 )

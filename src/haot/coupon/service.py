@@ -139,6 +139,13 @@ class CouponService:
             )
         return Page[CouponRead].of(rows, total, paging, CouponRead.model_validate)
 
+    async def coupon(self, coupon_id: uuid.UUID) -> CouponRead:
+        async with self._uow() as uow:
+            coupon = await CouponRepository(uow.session).get_coupon(coupon_id)
+        if coupon is None:
+            raise CouponNotFound()
+        return CouponRead.model_validate(coupon)
+
     async def update_coupon(self, coupon_id: uuid.UUID, data: CouponUpdate) -> CouponRead:
         async with self._uow() as uow:
             coupon = await CouponRepository(uow.session).get_coupon(coupon_id)

@@ -232,6 +232,15 @@ async def add_room_type(
     return await lodgings.add_room_type(host, path_id(lodging_id, LodgingNotFound), body)
 
 
+@router.get(
+    "/host/room-types/{room_type_id}",
+    response_model=RoomTypeRead,
+    responses=problems(401, 403, 404),
+)
+async def read_room_type(room_type_id: str, host: HostOnly, lodgings: Lodgings) -> RoomTypeRead:
+    return await lodgings.room_type(host, path_id(room_type_id, RoomTypeNotFound))
+
+
 @router.patch(
     "/host/room-types/{room_type_id}",
     response_model=RoomTypeRead,

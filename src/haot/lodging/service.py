@@ -159,10 +159,15 @@ class LodgingService:
         return lodging
 
     async def _owned_room_type(
-        self, uow: UnitOfWork, principal: Principal, room_type_id: uuid.UUID
+        self,
+        uow: UnitOfWork,
+        principal: Principal,
+        room_type_id: uuid.UUID,
+        *,
+        for_update: bool = True,
     ) -> tuple[RoomType, Lodging]:
         room_type = await LodgingRepository(uow.session).get_room_type(
-            room_type_id, for_update=True
+            room_type_id, for_update=for_update
         )
         if room_type is None:
             raise RoomTypeNotFound()
@@ -258,6 +263,14 @@ class LodgingService:
             uow.emit(events.RoomTypeChanged(lodging_id=lodging.id, room_type_id=room_type.id))
             await uow.commit()
         await self._cache.invalidate(lodging.id)
+        return room_type_read(room_type)
+
+    async def room_type(self, principal: Principal, room_type_id: uuid.UUID) -> RoomTypeRead:
+        """One room type of the principal's (any, for an admin); 404 otherwise."""
+        async with self._uow() as uow:
+            room_type, _ = await self._owned_room_type(
+                uow, principal, room_type_id, for_update=False
+            )
         return room_type_read(room_type)
 
     async def update_room_type(
