@@ -94,6 +94,12 @@ async def test_host_and_admin_cancellations_refund_in_full(api_world: World) -> 
     for start, who in ((1, world.host), (2, admin)):
         guest = world.guest()
         created = await booked_and_paid(world, guest, start=start)
+        # What the host is shown first: the full refund the cancel then gives.
+        terms = await world.http.get(
+            f"/api/v1/host/reservations/{created['id']}/cancellation", headers=world.auth(who)
+        )
+        assert terms.status_code == 200, terms.text
+        assert terms.json() == {"refund_percent": 100, "refund_amount": PRICE, "points_refund": 0}
         response = await world.http.post(
             f"/api/v1/host/reservations/{created['id']}/cancel",
             json={"reason": "pipe burst"},
@@ -147,6 +153,14 @@ async def test_someone_elses_reservation_cannot_be_cancelled_and_is_404(api_worl
         f"/api/v1/host/reservations/{created['id']}/cancel", headers=world.auth(other_host)
     )
     assert response.status_code == 404
+    terms = await world.http.get(
+        f"/api/v1/host/reservations/{created['id']}/cancellation", headers=world.auth(other_host)
+    )
+    assert problem(terms) == "reservation_not_found"
+    terms = await world.http.get(
+        f"/api/v1/host/reservations/{created['id']}/cancellation", headers=world.auth(owner)
+    )
+    assert terms.status_code == 403
     # The guest cannot use the host route to get a full refund either.
     response = await world.http.post(
         f"/api/v1/host/reservations/{created['id']}/cancel", headers=world.auth(owner)

@@ -180,6 +180,21 @@ async def host_reservations(
     )
 
 
+@router.get(
+    "/host/reservations/{reservation_id}/cancellation",
+    response_model=CancellationTerms,
+    responses=problems(401, 403, 404, 409),
+)
+async def host_cancellation_terms(
+    reservation_id: str, host: HostOnly, reservations: Reservations
+) -> CancellationTerms:
+    """What the host's cancel would refund the guest now (everything paid, and the points),
+    without cancelling: 409 when the reservation can no longer be cancelled."""
+    return await reservations.cancellation_terms(
+        host, path_id(reservation_id, ReservationNotFound), by_host=True
+    )
+
+
 @router.post(
     "/host/reservations/{reservation_id}/cancel",
     response_model=ReservationRead,
