@@ -13,7 +13,9 @@ from __future__ import annotations
 import asyncio
 import html
 import re
+import sys
 import uuid
+from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
@@ -34,16 +36,30 @@ from tests.web.test_checkout_pages import return_url_of
 from tests.web.test_host_pages import log_in
 
 API = "/api/v1"
-CHECK_IN, CHECK_OUT, REVIEW_DAY = day(1), day(2), day(3)
+
+
+@dataclass(frozen=True)
+class StayDays:
+    check_in: date
+    check_out: date
+    review: date  # the day after check-out, when the stay may be reviewed
+
+
+# Set for each test by ``stay_days`` (never at import: a suite that passes midnight in Seoul
+# between collecting and running a test would book a night that is no longer open).
+DAYS = StayDays(date.min, date.min, date.min)
 TEXT = '따뜻한 온돌, 조용한 밤 🌙\n<b>bold?</b> & "quoted"\nSecond line'
 IMAGE = "https://img.example.com/room-1.jpg"
 
 
 @pytest.fixture(autouse=True)
-def review_day(monkeypatch: pytest.MonkeyPatch) -> date:
-    """The review context's today: the day after check-out, when the stay may be reviewed."""
-    monkeypatch.setattr("haot.review.service.seoul_today", lambda now=None: REVIEW_DAY)
-    return REVIEW_DAY
+def stay_days(monkeypatch: pytest.MonkeyPatch) -> StayDays:
+    """The stay's days, from today as the test starts; the review context's today is moved to
+    the day after check-out."""
+    days = StayDays(day(1), day(2), day(3))
+    monkeypatch.setattr(sys.modules[__name__], "DAYS", days)
+    monkeypatch.setattr("haot.review.service.seoul_today", lambda now=None: days.review)
+    return days
 
 
 async def eventually(check: Any, what: str, tries: int = 150) -> Any:
@@ -71,8 +87,8 @@ async def reviewed_stay(client: httpx.AsyncClient, **review: Any) -> dict[str, A
         f"{API}/reservations",
         json={
             "room_type_id": listing.room_type_id,
-            "check_in": CHECK_IN.isoformat(),
-            "check_out": CHECK_OUT.isoformat(),
+            "check_in": DAYS.check_in.isoformat(),
+            "check_out": DAYS.check_out.isoformat(),
             "guests": 2,
         },
         headers=guest.headers | {"Idempotency-Key": uuid.uuid4().hex},
@@ -99,7 +115,7 @@ async def reviewed_stay(client: httpx.AsyncClient, **review: Any) -> dict[str, A
     admin = await make_admin(client)
     ran = await client.post(
         f"{API}/admin/jobs/complete-stays/run",
-        params={"as_of": REVIEW_DAY.isoformat()},
+        params={"as_of": DAYS.review.isoformat()},
         headers=admin.headers,
     )
     assert ran.status_code == 200, ran.text
@@ -214,7 +230,7 @@ async def test_the_host_answers_a_review_and_changes_or_removes_the_answer(
     assert "<b>bold?</b>" not in shown
     assert f'href="{IMAGE}"' in shown
     assert 'alt="Photo 1 of the review"' in shown
-    assert f"Stayed in {CHECK_IN:%Y-%m}" in shown
+    assert f"Stayed in {DAYS.check_in:%Y-%m}" in shown
     assert 'data-testid="hidden"' not in shown
     assert 'data-testid="reply"' in shown
     assert 'data-testid="remove-reply"' not in shown
