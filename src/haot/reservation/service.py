@@ -13,6 +13,7 @@ a booking ends fully confirmed or fully compensated, never in between.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any, Protocol, cast
@@ -258,6 +259,25 @@ def replayed_answer(existing: BookingFacts, request: StayRequest) -> Booked:
         raise IdempotencyKeyReused()
     first = ReservationStatus.CONFIRMED if existing.amount == 0 else ReservationStatus.PENDING
     return Booked(_created(existing, first), replayed=True)
+
+
+async def _search(
+    uow: UnitOfWork,
+    paging: PageParams,
+    user_id: uuid.UUID | None,
+    host_id: uuid.UUID | None,
+    lodging_id: uuid.UUID | None,
+    status: ReservationStatus | None,
+) -> tuple[Sequence[Reservation], int]:
+    """One page of the reservations matching the filters, and how many match in all."""
+    return await ReservationRepository(uow.session).search(
+        user_id=user_id,
+        host_id=host_id,
+        lodging_id=lodging_id,
+        status=status.value if status else None,
+        offset=paging.offset,
+        limit=paging.size,
+    )
 
 
 class ReservationService:
@@ -582,14 +602,7 @@ class ReservationService:
         status: ReservationStatus | None = None,
     ) -> Page[ReservationRead]:
         async with self._uow() as uow:
-            rows, total = await ReservationRepository(uow.session).search(
-                user_id=user_id,
-                host_id=host_id,
-                lodging_id=lodging_id,
-                status=status.value if status else None,
-                offset=paging.offset,
-                limit=paging.size,
-            )
+            rows, total = await _search(uow, paging, user_id, host_id, lodging_id, status)
         return Page[ReservationRead].of(rows, total, paging, reservation_read)
 
     async def list_with_guests(
@@ -603,14 +616,7 @@ class ReservationService:
     ) -> Page[HostReservationRead]:
         """``list`` as hosts and admins see it: each reservation with its guest's name."""
         async with self._uow() as uow:
-            rows, total = await ReservationRepository(uow.session).search(
-                user_id=user_id,
-                host_id=host_id,
-                lodging_id=lodging_id,
-                status=status.value if status else None,
-                offset=paging.offset,
-                limit=paging.size,
-            )
+            rows, total = await _search(uow, paging, user_id, host_id, lodging_id, status)
             names = await names_of(uow.session, (row.user_id for row in rows))
 
         def read(row: Reservation) -> HostReservationRead:
