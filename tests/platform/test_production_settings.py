@@ -8,10 +8,8 @@ import os
 import secrets
 import subprocess
 import sys
-import time
 from typing import Any
 
-import httpx
 import pytest
 from pydantic import ValidationError
 
@@ -24,7 +22,7 @@ from haot.platform.settings import (
     Settings,
 )
 from haot.seed import seed
-from tests.support.services import free_port
+from tests.support.services import free_port, wait_until_healthy
 
 # Nothing here connects: the host does not exist, so a refusal must come before any connection.
 UNREACHABLE_POSTGRES = "postgresql+asyncpg://haot@unreachable.invalid:5432/haot"
@@ -209,16 +207,7 @@ def test_the_pages_alone_serve_in_production_without_a_database_url() -> None:
         text=True,
     )
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert process.poll() is None, process.communicate()[0]
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, "the pages never answered"
-            time.sleep(0.1)
+        wait_until_healthy(process, f"http://127.0.0.1:{port}")
     finally:
         process.terminate()
         process.communicate(timeout=30)

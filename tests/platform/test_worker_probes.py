@@ -10,7 +10,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,7 +17,7 @@ import httpx
 import pytest
 
 from haot.platform.settings import TEST_JWT_SECRET
-from tests.support.services import free_port
+from tests.support.services import free_port, wait_until_healthy
 
 TOKEN = "scrape-me-" + "x" * 24
 
@@ -66,16 +65,7 @@ def worker(env: dict[str, str]) -> Iterator[tuple[subprocess.Popen[str], str]]:
     process = start_worker(env, port)
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert process.poll() is None, process.communicate()[0]
-            try:
-                if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, "the worker's probes never answered"
-            time.sleep(0.1)
+        wait_until_healthy(process, url)
         yield process, url
     finally:
         if process.poll() is None:

@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import os
 import socket
+import subprocess
+import time
 
+import httpx
 import pytest
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
@@ -36,3 +39,20 @@ def free_port() -> int:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
         return port
+
+
+def wait_until_healthy(
+    process: subprocess.Popen[str], base_url: str, *, within: float = 60
+) -> None:
+    """Until ``base_url``'s ``/healthz`` answers 200; fails with the process's output if it exits
+    first, or once ``within`` seconds have passed."""
+    deadline = time.monotonic() + within
+    while True:
+        assert process.poll() is None, process.communicate()[0]
+        try:
+            if httpx.get(f"{base_url}/healthz", timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        assert time.monotonic() < deadline, f"{base_url}/healthz never answered"
+        time.sleep(0.1)
