@@ -50,7 +50,7 @@ run: install .env
 SPLIT_PORT ?= 8080
 split: $(VENV)/.installed-split
 	@bash scripts/ensure-services.sh
-	@bash scripts/ensure-nginx.sh
+	@bash scripts/ensure-debian-tool.sh nginx nginx HAOT_TEST_NGINX -v
 	$(BIN)/python -m haot.local_split up --port $(SPLIT_PORT)
 
 ## split-down: stop everything make split started (its databases stay)
@@ -63,10 +63,10 @@ test: install-dev services check pytest
 services:
 	@bash scripts/ensure-services.sh
 	@bash scripts/ensure-chromium.sh
-	@bash scripts/ensure-nginx.sh
-	@bash scripts/ensure-prometheus.sh
-	@bash scripts/ensure-alertmanager.sh
-	@bash scripts/ensure-shellcheck.sh
+	@bash scripts/ensure-debian-tool.sh nginx nginx HAOT_TEST_NGINX -v
+	@bash scripts/ensure-debian-tool.sh promtool prometheus HAOT_TEST_PROMTOOL
+	@bash scripts/ensure-debian-tool.sh amtool prometheus-alertmanager HAOT_TEST_AMTOOL
+	@bash scripts/ensure-debian-tool.sh shellcheck shellcheck HAOT_TEST_SHELLCHECK
 	@bash scripts/ensure-node-tools.sh
 
 check: install-dev lint typecheck

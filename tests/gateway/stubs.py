@@ -33,10 +33,10 @@ STREAM_PATH = "/api/v1/coupon-claims/stream"
 
 
 def nginx_binary() -> str:
-    """Debian's nginx (scripts/ensure-nginx.sh installs it): skip without it, fail under CI."""
+    """Debian's nginx (make services installs it): skip without it, fail under CI."""
     path = os.environ.get("HAOT_TEST_NGINX") or shutil.which("nginx") or "/usr/sbin/nginx"
     if not os.access(path, os.X_OK):
-        unavailable("nginx", f"no nginx binary (bash scripts/ensure-nginx.sh installs it): {path}")
+        unavailable("nginx", f"no nginx binary (make services installs it): {path}")
     return path
 
 

@@ -5,7 +5,7 @@ reach the receiver docs/deploy.md names (``default``: the one receiver, which se
 until an operator adds a notifier to it), a critical alert through the route that repeats it
 every hour, a warning through the root route (every four hours).
 
-amtool comes from Debian's package prometheus-alertmanager (scripts/ensure-alertmanager.sh, run
+amtool comes from Debian's package prometheus-alertmanager (scripts/ensure-debian-tool.sh, run
 by make services, installs it without starting the package's service); without it the tests
 skip, or fail under CI=true. Each check is also shown failing on a broken copy."""
 
@@ -52,7 +52,7 @@ def amtool() -> str:
         unavailable(
             "amtool",
             "not installed: the Debian package prometheus-alertmanager "
-            "(bash scripts/ensure-alertmanager.sh, run by make services)",
+            "(bash scripts/ensure-debian-tool.sh, run by make services)",
         )
     assert path is not None
     return path

@@ -12,7 +12,7 @@ consumers in the serving process, so consumer lag exists; two pipeline faults ar
 purpose: outbox rows sent again (a relay that crashed before marking them: the inboxes skip
 them) and one event whose payload breaks its contract (parked as poison).
 
-Prometheus is Debian's package (scripts/ensure-prometheus.sh, run by ``make services``): missing,
+Prometheus is Debian's package (scripts/ensure-debian-tool.sh, run by ``make services``): missing,
 the Prometheus test skips, or fails under CI=true.
 
 Panels and variables on the Loki data source (the logs dashboard) are not PromQL: they are left
@@ -398,7 +398,7 @@ def prometheus_binary() -> str:
         unavailable(
             "prometheus",
             "no prometheus binary on PATH: install the Debian package prometheus "
-            "(bash scripts/ensure-prometheus.sh, run by make services)",
+            "(bash scripts/ensure-debian-tool.sh, run by make services)",
         )
         raise AssertionError("unreachable")
     return path

@@ -3,7 +3,7 @@
 rules name only metrics, labels and routes that the code exports, so that renaming one breaks
 the build instead of silencing an alert.
 
-promtool comes from Debian's package prometheus (scripts/ensure-prometheus.sh, run by ``make
+promtool comes from Debian's package prometheus (scripts/ensure-debian-tool.sh, run by ``make
 services``); without it the promtool tests skip, or fail under CI=true."""
 
 from __future__ import annotations
@@ -54,7 +54,7 @@ def promtool() -> str:
         unavailable(
             "promtool",
             f"{path} not found: install the Debian package prometheus "
-            "(bash scripts/ensure-prometheus.sh, run by make services)",
+            "(bash scripts/ensure-debian-tool.sh, run by make services)",
         )
     return path
 

